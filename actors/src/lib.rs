@@ -1,0 +1,1 @@
+//! The actors a broadcast-node is made of (being written).

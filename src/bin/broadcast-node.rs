@@ -1,0 +1,2 @@
+//! broadcast-node: command-line entry of the node (being written).
+fn main() {}

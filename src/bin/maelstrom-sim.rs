@@ -1,0 +1,2 @@
+//! maelstrom-sim: command-line entry of the harness (being written).
+fn main() {}
