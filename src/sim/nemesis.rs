@@ -149,10 +149,7 @@ fn majorities_ring_stochastic<R: Rng + ?Sized>(nodes: &[String], rng: &mut R) ->
     let n = nodes.len();
     let m = majority(n);
     let mut hears: Vec<BTreeSet<usize>> = (0..n).map(|k| BTreeSet::from([k])).collect();
-    loop {
-        let Some(a) = pick_lowest_degree(&hears, 0..n, rng) else {
-            break;
-        };
+    while let Some(a) = pick_lowest_degree(&hears, 0..n, rng) {
         if hears[a].len() >= m {
             break;
         }
