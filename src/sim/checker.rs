@@ -503,6 +503,198 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A history builder: events get consecutive indices, 1 ms apart.
+    #[derive(Default)]
+    struct H(Vec<Event>);
+
+    impl H {
+        fn push(&mut self, kind: EventType, process: u64, f: &str, value: Value) -> &mut Self {
+            let index = self.0.len() as u64;
+            self.0.push(Event {
+                index,
+                time_ns: index * 1_000_000,
+                kind,
+                process: Process::Client(process),
+                f: f.into(),
+                value,
+                final_read: false,
+                error: None,
+            });
+            self
+        }
+        fn invoke(&mut self, p: u64, f: &str, v: Value) -> &mut Self {
+            self.push(EventType::Invoke, p, f, v)
+        }
+        fn ok(&mut self, p: u64, f: &str, v: Value) -> &mut Self {
+            self.push(EventType::Ok, p, f, v)
+        }
+        fn fail(&mut self, p: u64, f: &str) -> &mut Self {
+            self.push(EventType::Fail, p, f, Value::Null)
+        }
+        fn broadcast(&mut self, p: u64, v: u64) -> &mut Self {
+            self.invoke(p, "broadcast", json!(v))
+                .ok(p, "broadcast", json!(v))
+        }
+        fn read(&mut self, p: u64, seen: Value) -> &mut Self {
+            self.invoke(p, "read", Value::Null).ok(p, "read", seen)
+        }
+    }
+
+    #[test]
+    fn present_reads_rank_by_invocation_not_completion() {
+        // Read A (invoked first) sees 0 but completes last; read B, invoked
+        // after the absent read C, sees 0 and completes first. Ranked by
+        // invocation, B is last-present (index 5) > C (4): stable. Ranking by
+        // completion would pick A (3) and call 0 lost.
+        let mut h = H::default();
+        h.broadcast(0, 0)
+            .invoke(1, "read", Value::Null) // 2
+            .invoke(2, "read", Value::Null) // 3: A
+            .invoke(3, "read", Value::Null) // 4: C
+            .invoke(4, "read", Value::Null) // 5: B
+            .ok(4, "read", json!([0]))
+            .ok(3, "read", json!([]))
+            .ok(1, "read", json!([0]))
+            .ok(2, "read", json!([0]));
+        let r = check_workload(&h.0);
+        assert_eq!(r.valid, Validity::True);
+        assert_eq!(r.stale, vec![json!(0)]);
+        let e = &analyze_elements(&h.0)[0];
+        assert_eq!((e.last_present, e.last_absent), (Some(5), Some(4)));
+        // C started at 4 ms, known at 1 ms: trunc((4 ms + 1 ns - 1 ms) / 1 ms).
+        assert_eq!(e.latency_ms, Some(3));
+    }
+
+    #[test]
+    fn final_read_missing_a_value_is_lost() {
+        let mut h = H::default();
+        h.broadcast(0, 0)
+            .broadcast(1, 1)
+            .read(0, json!([0, 1]))
+            .read(1, json!([1]));
+        let r = check_workload(&h.0);
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(r.lost, vec![json!(0)]);
+        assert_eq!(r.stable_count, 1);
+        assert!(r.lost_latencies.is_some());
+    }
+
+    #[test]
+    fn a_node_dropping_every_tenth_value_is_invalid() {
+        let mut h = H::default();
+        for v in 0..30 {
+            h.broadcast(v % 3, v);
+        }
+        let kept: Vec<u64> = (0..30).filter(|v| v % 10 != 0).collect();
+        for p in 0..3 {
+            h.read(p, json!(kept));
+        }
+        let r = check_workload(&h.0);
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(r.lost, vec![json!(0), json!(10), json!(20)]);
+        assert_eq!((r.attempt_count, r.stable_count), (30, 27));
+    }
+
+    #[test]
+    fn nodes_that_never_gossip_lose_each_others_values() {
+        let mut h = H::default();
+        for v in 0..10 {
+            h.broadcast(v % 2, v);
+        }
+        h.read(0, json!([0, 2, 4, 6, 8]))
+            .read(1, json!([1, 3, 5, 7, 9]));
+        let r = check_workload(&h.0);
+        assert_eq!(r.valid, Validity::False);
+        // Node 1's read comes last, so node 0's values are the lost ones.
+        assert_eq!(
+            r.lost,
+            (0..10).step_by(2).map(|v| json!(v)).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn duplicates_in_a_read_are_not_flagged() {
+        let mut h = H::default();
+        h.broadcast(0, 3).read(0, json!([3, 3]));
+        assert_eq!(check_workload(&h.0).valid, Validity::True);
+    }
+
+    #[test]
+    fn worst_stale_is_highest_latency_first_and_capped() {
+        let mut h = H::default();
+        for v in 0..10 {
+            h.broadcast(0, v);
+        }
+        // Value v (known at 2v+1 ms) is missed by reads 0..=2v (read k is
+        // invoked at 20+2k ms): stable latency 19 + 2v ms, highest for 9.
+        let all: Vec<u64> = (0..10).collect();
+        for k in 0..20 {
+            let seen: Vec<u64> = all.iter().copied().filter(|v| 2 * v < k).collect();
+            h.read(1, json!(seen));
+        }
+        h.read(1, json!(all));
+        let r = check_workload(&h.0);
+        assert_eq!(r.valid, Validity::True);
+        assert_eq!(r.stale.len(), 10);
+        assert_eq!(r.worst_stale.len(), WORST_STALE_LIMIT);
+        let latencies: Vec<u64> = r.worst_stale.iter().map(|s| s.stable_latency_ms).collect();
+        assert_eq!(latencies, [37, 35, 33, 31, 29, 27, 25, 23]);
+        assert_eq!(r.worst_stale[0].element, json!(9));
+        assert_eq!(r.worst_stale[0].known.kind, EventType::Ok);
+        assert_eq!(r.worst_stale[0].last_absent.kind, EventType::Invoke);
+    }
+
+    #[test]
+    fn stats_need_an_ok_per_f() {
+        let mut h = H::default();
+        h.broadcast(0, 0)
+            .invoke(1, "read", Value::Null)
+            .fail(1, "read");
+        let s = check_stats(&h.0);
+        assert_eq!(
+            s.overall,
+            OpCounts {
+                ok: 1,
+                fail: 1,
+                info: 0
+            }
+        );
+        assert_eq!(
+            s.by_f["read"],
+            OpCounts {
+                ok: 0,
+                fail: 1,
+                info: 0
+            }
+        );
+        assert_eq!(s.valid(), Validity::False);
+        h.read(1, json!([0]));
+        assert_eq!(check_stats(&h.0).valid(), Validity::True);
+    }
+
+    #[test]
+    fn availability_requirements() {
+        let mut h = H::default();
+        h.broadcast(0, 0)
+            .invoke(1, "read", Value::Null)
+            .fail(1, "read");
+        let a = check_availability(&h.0, None);
+        assert_eq!((a.valid, a.ok_fraction), (Validity::True, 0.5));
+        assert_eq!(
+            check_availability(&h.0, Some(AvailabilityReq::Total)).valid,
+            Validity::False
+        );
+        let at_least = |x| check_availability(&h.0, Some(AvailabilityReq::AtLeast(x))).valid;
+        assert_eq!(
+            (at_least(0.5), at_least(0.51)),
+            (Validity::True, Validity::False)
+        );
+        assert_eq!(
+            check_availability(&[], Some(AvailabilityReq::Total)).ok_fraction,
+            1.0
+        );
+    }
+
     #[test]
     fn merge_order() {
         use Validity::*;
