@@ -695,6 +695,43 @@ mod tests {
         );
     }
 
+    /// Broadcasts 0..n by process 0, each followed by a read on process 1
+    /// that returns an arbitrary subset of the values so far (a lagging
+    /// replica), then a final read on process 2 returning `final_read`.
+    fn lagging_history(n: u64, subsets: &[u64], final_read: Vec<u64>) -> Vec<Event> {
+        let mut h = H::default();
+        for v in 0..n {
+            h.broadcast(0, v);
+            let mask = subsets[v as usize % subsets.len()];
+            let seen: Vec<u64> = (0..=v).filter(|x| mask >> (x % 64) & 1 == 1).collect();
+            h.read(1, json!(seen));
+        }
+        h.read(2, json!(final_read));
+        h.0
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn complete_final_read_is_valid(n in 1u64..40, subsets in proptest::collection::vec(proptest::num::u64::ANY, 1..8)) {
+            let r = check_workload(&lagging_history(n, &subsets, (0..n).collect()));
+            proptest::prop_assert_eq!(r.valid, Validity::True);
+            proptest::prop_assert_eq!(r.stable_count, n);
+            proptest::prop_assert!(r.lost.is_empty() && r.never_read.is_empty());
+            let max = r.stable_latencies.map(|q| q.max).unwrap_or(0);
+            proptest::prop_assert!(max <= 4 * n, "latency {} beyond the history's length", max);
+        }
+
+        #[test]
+        fn value_missing_from_last_read_is_lost(n in 1u64..40, missing in 0u64..40, subsets in proptest::collection::vec(proptest::num::u64::ANY, 1..8)) {
+            let missing = missing % n;
+            let final_read = (0..n).filter(|v| *v != missing).collect();
+            let r = check_workload(&lagging_history(n, &subsets, final_read));
+            proptest::prop_assert_eq!(r.valid, Validity::False);
+            proptest::prop_assert_eq!(r.lost, vec![json!(missing)]);
+            proptest::prop_assert_eq!(r.stable_count, n - 1);
+        }
+    }
+
     #[test]
     fn merge_order() {
         use Validity::*;

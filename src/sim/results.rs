@@ -156,7 +156,9 @@ impl Results {
         self.harness.as_ref()
     }
 
-    /// The results map as one value tree, in spec 3.6's key order.
+    /// The results map as one value tree, in spec 3.6's key order. The
+    /// `:harness` entry, when present, is this harness's extension (see
+    /// [`HarnessReport`]); everything else is Maelstrom's.
     pub fn to_edn_value(&self) -> Edn {
         Edn::kw_map(self.top_level_entries())
     }
