@@ -331,11 +331,6 @@ pub fn check_workload(history: &[Event]) -> WorkloadResult {
     let with = |outcome: Outcome| elements.iter().filter(move |e| e.outcome == outcome);
     let stable_latencies: Vec<u64> = with(Outcome::Stable).filter_map(|e| e.latency_ms).collect();
     let lost_latencies: Vec<u64> = with(Outcome::Lost).filter_map(|e| e.latency_ms).collect();
-    let sorted = |it: &mut dyn Iterator<Item = &ElementReport>| {
-        let mut v: Vec<Value> = it.map(|e| e.element.clone()).collect();
-        v.sort_by(compare_values);
-        v
-    };
     let stale_reports: Vec<&ElementReport> = with(Outcome::Stable)
         .filter(|e| e.latency_ms.is_some_and(|l| l > 0))
         .collect();
@@ -357,7 +352,7 @@ pub fn check_workload(history: &[Event]) -> WorkloadResult {
             })
         })
         .collect();
-    let lost = sorted(&mut with(Outcome::Lost));
+    let lost = sorted_elements(with(Outcome::Lost));
     let stable_count = stable_latencies.len() as u64;
     let valid = if !lost.is_empty() {
         Validity::False
@@ -371,12 +366,18 @@ pub fn check_workload(history: &[Event]) -> WorkloadResult {
         attempt_count: elements.len() as u64,
         stable_count,
         lost,
-        never_read: sorted(&mut with(Outcome::NeverRead)),
-        stale: sorted(&mut stale_reports.into_iter()),
+        never_read: sorted_elements(with(Outcome::NeverRead)),
+        stale: sorted_elements(stale_reports.into_iter()),
         worst_stale,
         stable_latencies: quantiles(&stable_latencies),
         lost_latencies: quantiles(&lost_latencies),
     }
+}
+
+fn sorted_elements<'a>(reports: impl Iterator<Item = &'a ElementReport>) -> Vec<Value> {
+    let mut values: Vec<Value> = reports.map(|e| e.element.clone()).collect();
+    values.sort_by(compare_values);
+    values
 }
 
 /// Orders element values as Clojure's `compare` would for numbers (by
