@@ -123,9 +123,9 @@ pub async fn run(config: &TestConfig) -> i32 {
         seed: Some(config.seed),
         notes: vec![
             ("node-cpu-seconds".into(), format!("{:.2}", cpu.nodes)),
-            ("deliveries".into(), lateness_ms.len().to_string()),
-            ("thread-pick".into(), format!("{:?}", config.thread_pick).to_lowercase()),
-            ("bad-output".into(), format!("{:?}", config.bad_output).to_lowercase()),
+            ("timed-deliveries".into(), lateness_ms.len().to_string()),
+            ("thread-pick".into(), value_name(config.thread_pick)),
+            ("bad-output".into(), value_name(config.bad_output)),
             ("p-loss".into(), config.p_loss.to_string()),
         ],
     };
@@ -438,4 +438,11 @@ pub fn summary(config: &TestConfig, results: &Results, run_dir: &Path) -> String
         Validity::Unknown => "Errors occurred during analysis, but no anomalies found. ಠ~ಠ\n",
     });
     out
+}
+
+/// The command-line spelling of an option value.
+fn value_name<V: clap::ValueEnum>(v: V) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
 }
