@@ -115,23 +115,44 @@ fn healthy_flood_on_five_nodes_is_valid_with_exact_counts_and_files() {
     let run = sim(
         "healthy",
         "flood",
-        &["--node-count", "5", "--time-limit", "3", "--rate", "30", "--seed", "11"],
+        &[
+            "--node-count",
+            "5",
+            "--time-limit",
+            "3",
+            "--rate",
+            "30",
+            "--seed",
+            "11",
+        ],
     );
-    assert_eq!(run.code(), 0, "stdout: {}\nstderr: {}", run.stdout(), run.stderr());
+    assert_eq!(
+        run.code(),
+        0,
+        "stdout: {}\nstderr: {}",
+        run.stdout(),
+        run.stderr()
+    );
     let r = run.results();
     assert_eq!(r["valid?"], true);
     assert_eq!(r["workload"]["valid?"], true);
     assert_eq!(u64_at(&r, &["workload", "lost-count"]), 0);
     let attempts = u64_at(&r, &["workload", "attempt-count"]);
     let ops = u64_at(&r, &["stats", "count"]);
-    assert!(attempts > 5 && ops > attempts, "{attempts} values in {ops} ops");
+    assert!(
+        attempts > 5 && ops > attempts,
+        "{attempts} values in {ops} ops"
+    );
     assert_eq!(u64_at(&r, &["stats", "ok-count"]), ops);
     // The 5-node grid has 5 edges (degree sum 10): flooding a value costs
     // deg(origin) + sum over the others of (deg - 1) = 10 - 4 = 6 messages.
     assert_eq!(u64_at(&r, &["net", "servers", "msg-count"]), 6 * attempts);
     // Each op is a request and a reply; setup is init, init_ok, topology,
     // topology_ok per node.
-    assert_eq!(u64_at(&r, &["net", "clients", "msg-count"]), 2 * ops + 4 * 5);
+    assert_eq!(
+        u64_at(&r, &["net", "clients", "msg-count"]),
+        2 * ops + 4 * 5
+    );
     assert_eq!(
         u64_at(&r, &["net", "servers", "recv-count"]),
         u64_at(&r, &["net", "servers", "send-count"])
@@ -140,7 +161,13 @@ fn healthy_flood_on_five_nodes_is_valid_with_exact_counts_and_files() {
     assert!((per_op - 6.0 * attempts as f64 / ops as f64).abs() < 1e-4);
 
     let dir = run.dir();
-    for file in ["results.edn", "results.json", "history.edn", "history.txt", "jepsen.log"] {
+    for file in [
+        "results.edn",
+        "results.json",
+        "history.edn",
+        "history.txt",
+        "jepsen.log",
+    ] {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
     for n in 0..5 {
@@ -161,7 +188,10 @@ fn healthy_flood_on_five_nodes_is_valid_with_exact_counts_and_files() {
 
     let pids = run.node_pids();
     assert_eq!(pids.len(), 5);
-    assert!(pids.iter().all(|&p| !alive(p)), "a node outlived the harness");
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "a node outlived the harness"
+    );
     let _ = std::fs::remove_dir_all(&run.store);
 }
 
@@ -170,7 +200,18 @@ fn echo_back_flood_sends_every_value_over_every_directed_edge() {
     let run = sim(
         "echo",
         "flood",
-        &["--node-count", "5", "--time-limit", "2", "--rate", "30", "--seed", "12", "--", "--echo"],
+        &[
+            "--node-count",
+            "5",
+            "--time-limit",
+            "2",
+            "--rate",
+            "30",
+            "--seed",
+            "12",
+            "--",
+            "--echo",
+        ],
     );
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let r = run.results();
@@ -186,8 +227,18 @@ fn flood_under_partitions_loses_values() {
         "partition",
         "flood",
         &[
-            "--node-count", "5", "--time-limit", "8", "--rate", "30", "--nemesis", "partition",
-            "--nemesis-interval", "1", "--seed", "3",
+            "--node-count",
+            "5",
+            "--time-limit",
+            "8",
+            "--rate",
+            "30",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "1",
+            "--seed",
+            "3",
         ],
     );
     assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
@@ -207,7 +258,16 @@ fn dropping_every_tenth_value_loses_exactly_those_values() {
     let run = sim(
         "drop",
         "drop-tenth",
-        &["--node-count", "5", "--time-limit", "3", "--rate", "40", "--seed", "4"],
+        &[
+            "--node-count",
+            "5",
+            "--time-limit",
+            "3",
+            "--rate",
+            "40",
+            "--seed",
+            "4",
+        ],
     );
     assert_eq!(run.code(), 1, "{}", run.stderr());
     let r = run.results();
@@ -230,7 +290,16 @@ fn a_node_that_never_gossips_is_invalid() {
     let run = sim(
         "nogossip",
         "no-gossip",
-        &["--node-count", "5", "--time-limit", "3", "--rate", "30", "--seed", "5"],
+        &[
+            "--node-count",
+            "5",
+            "--time-limit",
+            "3",
+            "--rate",
+            "30",
+            "--seed",
+            "5",
+        ],
     );
     assert_eq!(run.code(), 1, "{}", run.stderr());
     let r = run.results();
@@ -245,15 +314,30 @@ fn a_node_exiting_mid_run_aborts_with_its_last_lines() {
     let run = sim(
         "crash",
         "crash",
-        &["--node-count", "5", "--time-limit", "3", "--rate", "30", "--seed", "6"],
+        &[
+            "--node-count",
+            "5",
+            "--time-limit",
+            "3",
+            "--rate",
+            "30",
+            "--seed",
+            "6",
+        ],
     );
     assert_eq!(run.code(), 255, "{}", run.stdout());
     let err = run.stderr();
     assert!(err.contains("Node n1 crashed"), "{err}");
     assert!(err.contains("exiting on purpose mid-run"), "{err}");
-    assert!(err.contains("STDOUT") && err.contains("\"src\":\"n1\""), "{err}");
+    assert!(
+        err.contains("STDOUT") && err.contains("\"src\":\"n1\""),
+        "{err}"
+    );
     let dir = run.dir();
-    assert!(!dir.join("results.edn").exists(), "an aborted test has no verdict");
+    assert!(
+        !dir.join("results.edn").exists(),
+        "an aborted test has no verdict"
+    );
     assert!(dir.join("history.edn").is_file());
     assert!(run.node_pids().iter().all(|&p| !alive(p)));
     let _ = std::fs::remove_dir_all(&run.store);
@@ -264,7 +348,16 @@ fn a_malformed_line_is_dropped_and_counted_in_lenient_mode() {
     let run = sim(
         "malformed-lenient",
         "malformed",
-        &["--node-count", "5", "--time-limit", "3", "--rate", "30", "--seed", "7"],
+        &[
+            "--node-count",
+            "5",
+            "--time-limit",
+            "3",
+            "--rate",
+            "30",
+            "--seed",
+            "7",
+        ],
     );
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let r = run.results();
@@ -283,8 +376,16 @@ fn a_malformed_line_silences_the_node_in_maelstrom_mode() {
         "malformed-maelstrom",
         "malformed",
         &[
-            "--node-count", "5", "--time-limit", "3", "--rate", "30", "--seed", "7",
-            "--bad-output", "maelstrom",
+            "--node-count",
+            "5",
+            "--time-limit",
+            "3",
+            "--rate",
+            "30",
+            "--seed",
+            "7",
+            "--bad-output",
+            "maelstrom",
         ],
     );
     let r = run.results();
@@ -303,7 +404,15 @@ fn bad_flags_and_other_workloads_exit_254_with_one_line() {
     let flood = fixture("flood");
     for args in [
         vec!["test", "-w", "lin-kv", "--bin", flood],
-        vec!["test", "-w", "broadcast", "--bin", flood, "--latency-dist", "uniform"],
+        vec![
+            "test",
+            "-w",
+            "broadcast",
+            "--bin",
+            flood,
+            "--latency-dist",
+            "uniform",
+        ],
         vec!["test", "-w", "broadcast", "--bin", flood, "--no-such-flag"],
         vec!["test", "-w", "broadcast"],
     ] {
@@ -319,7 +428,16 @@ fn a_node_that_never_answers_init_aborts_the_test() {
     let store = store("noinit");
     let started = Instant::now();
     let out = Command::new(SIM)
-        .args(["test", "-w", "broadcast", "--bin", "/bin/sleep", "--node-count", "2", "--store"])
+        .args([
+            "test",
+            "-w",
+            "broadcast",
+            "--bin",
+            "/bin/sleep",
+            "--node-count",
+            "2",
+            "--store",
+        ])
         .arg(&store)
         .args(["--", "1000"])
         .output()
@@ -327,7 +445,10 @@ fn a_node_that_never_answers_init_aborts_the_test() {
     assert_eq!(out.status.code(), Some(255));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("did not respond"), "{err}");
-    assert!(started.elapsed() >= Duration::from_secs(10), "init waits 10 s");
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "init waits 10 s"
+    );
     let _ = std::fs::remove_dir_all(&store);
 }
 
@@ -335,7 +456,15 @@ fn a_node_that_never_answers_init_aborts_the_test() {
 fn sigterm_kills_every_node_and_aborts() {
     let store = store("sigterm");
     let mut child = Command::new(SIM)
-        .args(["test", "-w", "broadcast", "--bin", fixture("flood"), "--node-count", "3"])
+        .args([
+            "test",
+            "-w",
+            "broadcast",
+            "--bin",
+            fixture("flood"),
+            "--node-count",
+            "3",
+        ])
         .args(["--time-limit", "60", "--store"])
         .arg(&store)
         .stdout(std::process::Stdio::null())

@@ -23,7 +23,10 @@ fn main() {
         kill_all_nodes();
         default_hook(info);
     }));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("maelstrom-sim: cannot start the runtime: {e}");

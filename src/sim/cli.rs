@@ -130,9 +130,9 @@ pub fn parse_concurrency(text: &str, node_count: usize) -> Result<usize, String>
         Some(d) => (d, true),
         None => (text, false),
     };
-    let k: usize = digits
-        .parse()
-        .map_err(|_| format!("--concurrency {text:?}: expected an integer, optionally followed by n"))?;
+    let k: usize = digits.parse().map_err(|_| {
+        format!("--concurrency {text:?}: expected an integer, optionally followed by n")
+    })?;
     let c = if per_node { k * node_count } else { k };
     if c == 0 {
         return Err("--concurrency must be at least 1".into());
@@ -210,7 +210,10 @@ impl TestArgs {
             .map(parse_availability)
             .transpose()?;
         if !(0.0..=1.0).contains(&self.p_loss) {
-            return Err(format!("--p-loss {}: expected a probability in [0, 1]", self.p_loss));
+            return Err(format!(
+                "--p-loss {}: expected a probability in [0, 1]",
+                self.p_loss
+            ));
         }
         Ok(TestConfig {
             bin,
@@ -319,7 +322,14 @@ mod tests {
 
     #[test]
     fn node_count_names_and_concurrency_expansion() {
-        let c = config(&["--node-count", "3", "--concurrency", "2n", "--nemesis", "partition"]);
+        let c = config(&[
+            "--node-count",
+            "3",
+            "--concurrency",
+            "2n",
+            "--nemesis",
+            "partition",
+        ]);
         assert_eq!(c.nodes, ["n0", "n1", "n2"]);
         assert_eq!(c.concurrency, 6);
         assert_eq!(c.nemesis_interval, Some(Duration::from_secs(10)));
@@ -343,7 +353,14 @@ mod tests {
         };
         assert!(r.contains("only runs -w broadcast"), "{r}");
         assert!(bad(&["--latency-dist", "uniform"]).contains("--latency > 0"));
-        assert!(bad(&["--latency", "5", "--latency-dist", "exponential", "--rate=-1"]).contains("--rate"));
+        assert!(bad(&[
+            "--latency",
+            "5",
+            "--latency-dist",
+            "exponential",
+            "--rate=-1"
+        ])
+        .contains("--rate"));
         assert!(bad(&["--topology", "ring"]).contains("expected one of"));
         assert!(bad(&["--nemesis", "kill"]).contains("partition"));
         assert!(bad(&["--nemesis-interval", "0"]).contains("positive"));
@@ -357,7 +374,14 @@ mod tests {
         for reason in [bad(&["--frobnicate"]), bad(&["--time-limit", "x"])] {
             assert!(!reason.contains('\n'), "{reason:?}");
         }
-        let Parsed::Bad(r) = parse(["maelstrom-sim", "test", "-w", "broadcast", "--bin", "/no/such"]) else {
+        let Parsed::Bad(r) = parse([
+            "maelstrom-sim",
+            "test",
+            "-w",
+            "broadcast",
+            "--bin",
+            "/no/such",
+        ]) else {
             panic!()
         };
         assert!(r.contains("/no/such"));
@@ -368,10 +392,25 @@ mod tests {
         let Parsed::Print(help) = parse(["maelstrom-sim", "test", "--help"]) else {
             panic!()
         };
-        for ext in ["--seed", "--p-loss", "--thread-pick", "--bad-output", "--store"] {
-            let line = help.lines().find(|l| l.trim_start().starts_with(ext)).unwrap();
+        for ext in [
+            "--seed",
+            "--p-loss",
+            "--thread-pick",
+            "--bad-output",
+            "--store",
+        ] {
+            let line = help
+                .lines()
+                .find(|l| l.trim_start().starts_with(ext))
+                .unwrap();
             let pos = help.find(line).unwrap();
-            assert!(help[pos..].lines().take(3).any(|l| l.contains("[extension]")), "{ext}");
+            assert!(
+                help[pos..]
+                    .lines()
+                    .take(3)
+                    .any(|l| l.contains("[extension]")),
+                "{ext}"
+            );
         }
     }
 

@@ -547,7 +547,10 @@ mod tests {
             seen[d] += 1;
         }
         // Every integer in [0, 2m) occurs, roughly equally often.
-        assert!(seen.iter().all(|&c| (1_500..2_500).contains(&c)), "{seen:?}");
+        assert!(
+            seen.iter().all(|&c| (1_500..2_500).contains(&c)),
+            "{seen:?}"
+        );
     }
 
     #[test]
@@ -580,12 +583,8 @@ mod tests {
 
     #[test]
     fn envelope_rejects_bad_shapes() {
-        let malformed = |line: &str| {
-            matches!(
-                parse_node_line(line),
-                Err(Rejection::MalformedEnvelope(_))
-            )
-        };
+        let malformed =
+            |line: &str| matches!(parse_node_line(line), Err(Rejection::MalformedEnvelope(_)));
         assert!(malformed(r#"{"src":"n0","dest":"n1","body":{},"extra":1}"#));
         assert!(malformed(r#"{"src":"n0","body":{}}"#));
         assert!(malformed(r#"{"src":1,"dest":"n1","body":{}}"#));
@@ -644,7 +643,11 @@ mod tests {
         net.send_body("c0", "n0", &serde_json::json!({"type":"read","msg_id":1}))
             .unwrap();
         let got = collect_lines(&mut n0);
-        assert_eq!(got.len(), 1, "zero-latency client request delivered at once");
+        assert_eq!(
+            got.len(),
+            1,
+            "zero-latency client request delivered at once"
+        );
         assert_eq!(got[0]["id"], 0);
         assert_eq!(got[0]["src"], "c0");
         net.send_line(r#"{"src":"n0","dest":"c0","body":{"type":"read_ok"}}"#)

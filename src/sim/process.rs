@@ -195,8 +195,7 @@ async fn pump_stdin(stdin: ChildStdin, mut rx: UnboundedReceiver<String>) {
     while let Some(line) = rx.recv().await {
         let mut batch = Some(line);
         while let Some(line) = batch {
-            if w.write_all(line.as_bytes()).await.is_err() || w.write_all(b"\n").await.is_err()
-            {
+            if w.write_all(line.as_bytes()).await.is_err() || w.write_all(b"\n").await.is_err() {
                 return;
             }
             batch = rx.try_recv().ok();

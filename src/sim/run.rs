@@ -87,7 +87,10 @@ pub async fn run(config: &TestConfig) -> i32 {
     let bad_lines = Arc::new(BadLineCounter::default());
     let mut nodes = Vec::new();
     let ids = Arc::new(ClientIds::default());
-    let tested = test(config, &net, &ids, &logger, &run_dir, &bad_lines, &mut nodes).await;
+    let tested = test(
+        config, &net, &ids, &logger, &run_dir, &bad_lines, &mut nodes,
+    )
+    .await;
 
     // Teardown: a node that is already gone crashed (whatever its status).
     let crash = nodes
@@ -104,7 +107,11 @@ pub async fn run(config: &TestConfig) -> i32 {
         Ok(recorder) => recorder.finish(),
         Err(reason) => return abort(&logger, &reason),
     };
-    write_file(&logger, &run_dir.join("history.edn"), &to_edn_lines(&history));
+    write_file(
+        &logger,
+        &run_dir.join("history.edn"),
+        &to_edn_lines(&history),
+    );
     write_file(&logger, &run_dir.join("history.txt"), &to_txt(&history));
     if let Some(report) = crash {
         return abort(&logger, &report);
@@ -186,7 +193,10 @@ async fn test(
             .map_err(|e| format!("cannot start node {id} ({}): {e}", config.bin.display()))?;
         nodes.push(node);
     }
-    let init = config.nodes.iter().map(|id| init_node(net, ids, id, &config.nodes));
+    let init = config
+        .nodes
+        .iter()
+        .map(|id| init_node(net, ids, id, &config.nodes));
     for result in futures::future::join_all(init).await {
         result?;
     }
@@ -194,8 +204,11 @@ async fn test(
 
     let topo = topology::build(&config.topology, &config.nodes)?;
     let topo_json = serde_json::to_value(&topo).map_err(|e| e.to_string())?;
-    let mut setup_clients: Vec<Client> =
-        config.nodes.iter().map(|_| Client::open(net, ids)).collect();
+    let mut setup_clients: Vec<Client> = config
+        .nodes
+        .iter()
+        .map(|_| Client::open(net, ids))
+        .collect();
     let topo_calls = setup_clients
         .iter_mut()
         .zip(&config.nodes)
@@ -222,19 +235,29 @@ async fn test(
         mean_gap: (config.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / config.rate)),
         time_limit: config.time_limit,
     };
-    let clients = main_phase(
-        Arc::clone(&ctx),
-        workers,
-        Arc::clone(&picker),
-        schedule,
-        stream(config.seed, 0),
-    );
+    let clients = {
+        let (ctx, picker) = (Arc::clone(&ctx), Arc::clone(&picker));
+        let (rng, runtime) = (stream(config.seed, 0), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || {
+            main_phase(ctx, workers, picker, schedule, rng, runtime)
+        })
+    };
     let nemesis = async {
         if let Some(interval) = config.nemesis_interval {
-            run_nemesis(&ctx, &picker, &config.nodes, interval, config.time_limit, stream(config.seed, 2)).await;
+            let rng = stream(config.seed, 2);
+            run_nemesis(
+                &ctx,
+                &picker,
+                &config.nodes,
+                interval,
+                config.time_limit,
+                rng,
+            )
+            .await;
         }
     };
     let (workers, ()) = tokio::join!(clients, nemesis);
+    let workers = workers.map_err(|e| format!("internal error in the generator: {e}"))?;
 
     if config.nemesis_interval.is_some() {
         stop_partition(&ctx);
@@ -316,12 +339,21 @@ async fn run_nemesis(
         if now >= end {
             break;
         }
-        picker.lock().unwrap_or_else(|p| p.into_inner()).dispatched();
+        picker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .dispatched();
         if starting {
             let spec = nemesis::random_spec(&mut rng);
             let invoke_value = json!(spec.name());
-            ctx.recorder
-                .record(EventType::Info, Process::Nemesis, "start-partition", invoke_value, false, None);
+            ctx.recorder.record(
+                EventType::Info,
+                Process::Nemesis,
+                "start-partition",
+                invoke_value,
+                false,
+                None,
+            );
             let grudge = nemesis::grudge(spec, nodes, &mut rng);
             ctx.net.partition(&grudge);
             ctx.recorder.record(
@@ -341,8 +373,14 @@ async fn run_nemesis(
 }
 
 fn stop_partition(ctx: &WorkerContext) {
-    ctx.recorder
-        .record(EventType::Info, Process::Nemesis, "stop-partition", Value::Null, false, None);
+    ctx.recorder.record(
+        EventType::Info,
+        Process::Nemesis,
+        "stop-partition",
+        Value::Null,
+        false,
+        None,
+    );
     ctx.net.heal();
     ctx.recorder.record(
         EventType::Info,

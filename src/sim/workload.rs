@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt};
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::history::{to_txt, Event, EventType, Process};
 use super::network::{ClientMessage, Network};
@@ -210,7 +210,11 @@ pub fn classify_reply(op: Op, node: &str, request: &Value, reply: &Value) -> Com
              And expected a response of the form {{:type \"{expected}\", :in_reply_to Int, \
              (optional-key :msg_id) Int{}}} but instead received {reply} \
              This is malformed because: {problem}",
-            if op == Op::Read { ", :messages [Any]" } else { "" }
+            if op == Op::Read {
+                ", :messages [Any]"
+            } else {
+                ""
+            }
         ));
     }
     match op {
@@ -452,25 +456,31 @@ pub struct Schedule {
 /// Runs the main phase's client generator: i.i.d. 50/50 broadcast/read,
 /// values 0, 1, 2, ..., global stagger, one op per worker at a time, until
 /// the time limit; then waits for every in-flight op. Returns the workers.
-pub async fn main_phase(
+///
+/// This blocks: it runs on its own thread so that the stagger's sleeps have
+/// the operating system's sub-millisecond precision (tokio's timer rounds
+/// every sleep up to the next millisecond, which would stretch a 10 ms mean
+/// gap by about 5%). Operations themselves run as tasks on `runtime`.
+pub fn main_phase(
     ctx: Arc<WorkerContext>,
     workers: Vec<Worker>,
     picker: Arc<Mutex<WorkerPicker>>,
     schedule: Schedule,
     mut rng: StdRng,
+    runtime: tokio::runtime::Handle,
 ) -> Vec<Worker> {
     let t0 = ctx.recorder.t0();
     let end = t0 + schedule.time_limit;
     let Some(mean_gap) = schedule.mean_gap else {
-        tokio::time::sleep_until(end.into()).await;
+        std::thread::sleep(end.saturating_duration_since(Instant::now()));
         return workers;
     };
     let mut slots: Vec<Option<Worker>> = workers.into_iter().map(Some).collect();
-    let (done_tx, mut done_rx) = unbounded_channel::<(usize, Worker)>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, Worker)>();
     let mut next_value = 0u64;
     let mut next_at = t0;
     while next_at < end {
-        tokio::time::sleep_until(next_at.into()).await;
+        std::thread::sleep(next_at.saturating_duration_since(Instant::now()));
         while let Ok((w, worker)) = done_rx.try_recv() {
             slots[w] = Some(worker);
         }
@@ -484,9 +494,9 @@ pub async fn main_phase(
             if let Some(w) = picked {
                 break w;
             }
-            match done_rx.recv().await {
-                Some((w, worker)) => slots[w] = Some(worker),
-                None => return slots.into_iter().flatten().collect(),
+            match done_rx.recv() {
+                Ok((w, worker)) => slots[w] = Some(worker),
+                Err(_) => return slots.into_iter().flatten().collect(),
             }
         };
         let now = Instant::now();
@@ -509,7 +519,7 @@ pub async fn main_phase(
         worker.invoke(&ctx, op, false);
         let ctx = Arc::clone(&ctx);
         let done = done_tx.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             worker.complete(&ctx, op, false).await;
             let _ = done.send((w, worker));
         });
@@ -517,9 +527,9 @@ pub async fn main_phase(
     }
     drop(done_tx);
     while slots.iter().any(Option::is_none) {
-        match done_rx.recv().await {
-            Some((w, worker)) => slots[w] = Some(worker),
-            None => break,
+        match done_rx.recv() {
+            Ok((w, worker)) => slots[w] = Some(worker),
+            Err(_) => break,
         }
     }
     slots.into_iter().flatten().collect()
@@ -593,7 +603,10 @@ mod tests {
             counts[p.pick(&free, &mut rng).unwrap()] += 1;
         }
         assert_eq!(counts[1], 0);
-        assert!(counts.iter().enumerate().all(|(i, &c)| i == 1 || c > 800), "{counts:?}");
+        assert!(
+            counts.iter().enumerate().all(|(i, &c)| i == 1 || c > 800),
+            "{counts:?}"
+        );
     }
 
     #[test]
@@ -616,7 +629,8 @@ mod tests {
             classify_reply(Op::Read, "n0", &req, &read_ok),
             Completion::Ok(json!([3, 1]))
         );
-        let null_messages = json!({"type": "read_ok", "in_reply_to": 1, "messages": null, "msg_id": 4});
+        let null_messages =
+            json!({"type": "read_ok", "in_reply_to": 1, "messages": null, "msg_id": 4});
         assert_eq!(
             classify_reply(Op::Read, "n0", &req, &null_messages),
             Completion::Ok(json!([]))
@@ -638,10 +652,15 @@ mod tests {
             json!({"type": "broadcast_ok", "in_reply_to": 1.0}),
             json!({"type": "read_ok", "in_reply_to": 1, "messages": {}}),
         ];
-        assert!(schema_problem("broadcast_ok", &body(bad[0].clone())).unwrap().contains(":extra disallowed-key"));
+        assert!(schema_problem("broadcast_ok", &body(bad[0].clone()))
+            .unwrap()
+            .contains(":extra disallowed-key"));
         assert!(schema_problem("broadcast_ok", &body(bad[1].clone())).is_some());
         for b in &bad[2..5] {
-            assert!(schema_problem("broadcast_ok", &body(b.clone())).is_some(), "{b}");
+            assert!(
+                schema_problem("broadcast_ok", &body(b.clone())).is_some(),
+                "{b}"
+            );
         }
         assert!(schema_problem("read_ok", &body(bad[5].clone())).is_some());
         assert!(schema_problem(
@@ -671,7 +690,10 @@ mod tests {
         for indefinite in [0, 13, 2, 999, 1000, 5000] {
             assert!(matches!(b(indefinite), Completion::Info(_)), "{indefinite}");
         }
-        assert_eq!(b(11), Completion::Fail("[:temporarily-unavailable \"t\"]".into()));
+        assert_eq!(
+            b(11),
+            Completion::Fail("[:temporarily-unavailable \"t\"]".into())
+        );
         assert_eq!(b(1234), Completion::Info("[:unknown \"t\"]".into()));
         for code in [0, 13, 1000, 11] {
             assert!(matches!(
@@ -698,6 +720,9 @@ mod tests {
     #[test]
     fn client_ids_count_globally() {
         let ids = ClientIds::default();
-        assert_eq!((ids.next(), ids.next(), ids.next()), ("c0".into(), "c1".into(), "c2".into()));
+        assert_eq!(
+            (ids.next(), ids.next(), ids.next()),
+            ("c0".into(), "c1".into(), "c2".into())
+        );
     }
 }
