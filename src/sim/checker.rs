@@ -331,11 +331,6 @@ pub fn check_workload(history: &[Event]) -> WorkloadResult {
     let with = |outcome: Outcome| elements.iter().filter(move |e| e.outcome == outcome);
     let stable_latencies: Vec<u64> = with(Outcome::Stable).filter_map(|e| e.latency_ms).collect();
     let lost_latencies: Vec<u64> = with(Outcome::Lost).filter_map(|e| e.latency_ms).collect();
-    let sorted = |it: &mut dyn Iterator<Item = &ElementReport>| {
-        let mut v: Vec<Value> = it.map(|e| e.element.clone()).collect();
-        v.sort_by(compare_values);
-        v
-    };
     let stale_reports: Vec<&ElementReport> = with(Outcome::Stable)
         .filter(|e| e.latency_ms.is_some_and(|l| l > 0))
         .collect();
@@ -357,7 +352,7 @@ pub fn check_workload(history: &[Event]) -> WorkloadResult {
             })
         })
         .collect();
-    let lost = sorted(&mut with(Outcome::Lost));
+    let lost = sorted_elements(with(Outcome::Lost));
     let stable_count = stable_latencies.len() as u64;
     let valid = if !lost.is_empty() {
         Validity::False
@@ -371,12 +366,18 @@ pub fn check_workload(history: &[Event]) -> WorkloadResult {
         attempt_count: elements.len() as u64,
         stable_count,
         lost,
-        never_read: sorted(&mut with(Outcome::NeverRead)),
-        stale: sorted(&mut stale_reports.into_iter()),
+        never_read: sorted_elements(with(Outcome::NeverRead)),
+        stale: sorted_elements(stale_reports.into_iter()),
         worst_stale,
         stable_latencies: quantiles(&stable_latencies),
         lost_latencies: quantiles(&lost_latencies),
     }
+}
+
+fn sorted_elements<'a>(reports: impl Iterator<Item = &'a ElementReport>) -> Vec<Value> {
+    let mut values: Vec<Value> = reports.map(|e| e.element.clone()).collect();
+    values.sort_by(compare_values);
+    values
 }
 
 /// Orders element values as Clojure's `compare` would for numbers (by
@@ -502,6 +503,235 @@ pub fn check_availability(history: &[Event], req: Option<AvailabilityReq>) -> Av
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A history builder: events get consecutive indices, 1 ms apart.
+    #[derive(Default)]
+    struct H(Vec<Event>);
+
+    impl H {
+        fn push(&mut self, kind: EventType, process: u64, f: &str, value: Value) -> &mut Self {
+            let index = self.0.len() as u64;
+            self.0.push(Event {
+                index,
+                time_ns: index * 1_000_000,
+                kind,
+                process: Process::Client(process),
+                f: f.into(),
+                value,
+                final_read: false,
+                error: None,
+            });
+            self
+        }
+        fn invoke(&mut self, p: u64, f: &str, v: Value) -> &mut Self {
+            self.push(EventType::Invoke, p, f, v)
+        }
+        fn ok(&mut self, p: u64, f: &str, v: Value) -> &mut Self {
+            self.push(EventType::Ok, p, f, v)
+        }
+        fn fail(&mut self, p: u64, f: &str) -> &mut Self {
+            self.push(EventType::Fail, p, f, Value::Null)
+        }
+        fn broadcast(&mut self, p: u64, v: u64) -> &mut Self {
+            self.invoke(p, "broadcast", json!(v))
+                .ok(p, "broadcast", json!(v))
+        }
+        fn read(&mut self, p: u64, seen: Value) -> &mut Self {
+            self.invoke(p, "read", Value::Null).ok(p, "read", seen)
+        }
+    }
+
+    #[test]
+    fn present_reads_rank_by_invocation_not_completion() {
+        // Read A (invoked first) sees 0 but completes last; read B, invoked
+        // after the absent read C, sees 0 and completes first. Ranked by
+        // invocation, B is last-present (index 5) > C (4): stable. Ranking by
+        // completion would pick A (3) and call 0 lost.
+        let mut h = H::default();
+        h.broadcast(0, 0)
+            .invoke(1, "read", Value::Null) // 2
+            .invoke(2, "read", Value::Null) // 3: A
+            .invoke(3, "read", Value::Null) // 4: C
+            .invoke(4, "read", Value::Null) // 5: B
+            .ok(4, "read", json!([0]))
+            .ok(3, "read", json!([]))
+            .ok(1, "read", json!([0]))
+            .ok(2, "read", json!([0]));
+        let r = check_workload(&h.0);
+        assert_eq!(r.valid, Validity::True);
+        assert_eq!(r.stale, vec![json!(0)]);
+        let e = &analyze_elements(&h.0)[0];
+        assert_eq!((e.last_present, e.last_absent), (Some(5), Some(4)));
+        // C started at 4 ms, known at 1 ms: trunc((4 ms + 1 ns - 1 ms) / 1 ms).
+        assert_eq!(e.latency_ms, Some(3));
+    }
+
+    #[test]
+    fn final_read_missing_a_value_is_lost() {
+        let mut h = H::default();
+        h.broadcast(0, 0)
+            .broadcast(1, 1)
+            .read(0, json!([0, 1]))
+            .read(1, json!([1]));
+        let r = check_workload(&h.0);
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(r.lost, vec![json!(0)]);
+        assert_eq!(r.stable_count, 1);
+        assert!(r.lost_latencies.is_some());
+    }
+
+    #[test]
+    fn a_node_dropping_every_tenth_value_is_invalid() {
+        let mut h = H::default();
+        for v in 0..30 {
+            h.broadcast(v % 3, v);
+        }
+        let kept: Vec<u64> = (0..30).filter(|v| v % 10 != 0).collect();
+        for p in 0..3 {
+            h.read(p, json!(kept));
+        }
+        let r = check_workload(&h.0);
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(r.lost, vec![json!(0), json!(10), json!(20)]);
+        assert_eq!((r.attempt_count, r.stable_count), (30, 27));
+    }
+
+    #[test]
+    fn nodes_that_never_gossip_lose_each_others_values() {
+        let mut h = H::default();
+        for v in 0..10 {
+            h.broadcast(v % 2, v);
+        }
+        h.read(0, json!([0, 2, 4, 6, 8]))
+            .read(1, json!([1, 3, 5, 7, 9]));
+        let r = check_workload(&h.0);
+        assert_eq!(r.valid, Validity::False);
+        // Node 1's read comes last, so node 0's values are the lost ones.
+        assert_eq!(
+            r.lost,
+            (0..10).step_by(2).map(|v| json!(v)).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn duplicates_in_a_read_are_not_flagged() {
+        let mut h = H::default();
+        h.broadcast(0, 3).read(0, json!([3, 3]));
+        assert_eq!(check_workload(&h.0).valid, Validity::True);
+    }
+
+    #[test]
+    fn worst_stale_is_highest_latency_first_and_capped() {
+        let mut h = H::default();
+        for v in 0..10 {
+            h.broadcast(0, v);
+        }
+        // Value v (known at 2v+1 ms) is missed by reads 0..=2v (read k is
+        // invoked at 20+2k ms): stable latency 19 + 2v ms, highest for 9.
+        let all: Vec<u64> = (0..10).collect();
+        for k in 0..20 {
+            let seen: Vec<u64> = all.iter().copied().filter(|v| 2 * v < k).collect();
+            h.read(1, json!(seen));
+        }
+        h.read(1, json!(all));
+        let r = check_workload(&h.0);
+        assert_eq!(r.valid, Validity::True);
+        assert_eq!(r.stale.len(), 10);
+        assert_eq!(r.worst_stale.len(), WORST_STALE_LIMIT);
+        let latencies: Vec<u64> = r.worst_stale.iter().map(|s| s.stable_latency_ms).collect();
+        assert_eq!(latencies, [37, 35, 33, 31, 29, 27, 25, 23]);
+        assert_eq!(r.worst_stale[0].element, json!(9));
+        assert_eq!(r.worst_stale[0].known.kind, EventType::Ok);
+        assert_eq!(r.worst_stale[0].last_absent.kind, EventType::Invoke);
+    }
+
+    #[test]
+    fn stats_need_an_ok_per_f() {
+        let mut h = H::default();
+        h.broadcast(0, 0)
+            .invoke(1, "read", Value::Null)
+            .fail(1, "read");
+        let s = check_stats(&h.0);
+        assert_eq!(
+            s.overall,
+            OpCounts {
+                ok: 1,
+                fail: 1,
+                info: 0
+            }
+        );
+        assert_eq!(
+            s.by_f["read"],
+            OpCounts {
+                ok: 0,
+                fail: 1,
+                info: 0
+            }
+        );
+        assert_eq!(s.valid(), Validity::False);
+        h.read(1, json!([0]));
+        assert_eq!(check_stats(&h.0).valid(), Validity::True);
+    }
+
+    #[test]
+    fn availability_requirements() {
+        let mut h = H::default();
+        h.broadcast(0, 0)
+            .invoke(1, "read", Value::Null)
+            .fail(1, "read");
+        let a = check_availability(&h.0, None);
+        assert_eq!((a.valid, a.ok_fraction), (Validity::True, 0.5));
+        assert_eq!(
+            check_availability(&h.0, Some(AvailabilityReq::Total)).valid,
+            Validity::False
+        );
+        let at_least = |x| check_availability(&h.0, Some(AvailabilityReq::AtLeast(x))).valid;
+        assert_eq!(
+            (at_least(0.5), at_least(0.51)),
+            (Validity::True, Validity::False)
+        );
+        assert_eq!(
+            check_availability(&[], Some(AvailabilityReq::Total)).ok_fraction,
+            1.0
+        );
+    }
+
+    /// Broadcasts 0..n by process 0, each followed by a read on process 1
+    /// that returns an arbitrary subset of the values so far (a lagging
+    /// replica), then a final read on process 2 returning `final_read`.
+    fn lagging_history(n: u64, subsets: &[u64], final_read: Vec<u64>) -> Vec<Event> {
+        let mut h = H::default();
+        for v in 0..n {
+            h.broadcast(0, v);
+            let mask = subsets[v as usize % subsets.len()];
+            let seen: Vec<u64> = (0..=v).filter(|x| mask >> (x % 64) & 1 == 1).collect();
+            h.read(1, json!(seen));
+        }
+        h.read(2, json!(final_read));
+        h.0
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn complete_final_read_is_valid(n in 1u64..40, subsets in proptest::collection::vec(proptest::num::u64::ANY, 1..8)) {
+            let r = check_workload(&lagging_history(n, &subsets, (0..n).collect()));
+            proptest::prop_assert_eq!(r.valid, Validity::True);
+            proptest::prop_assert_eq!(r.stable_count, n);
+            proptest::prop_assert!(r.lost.is_empty() && r.never_read.is_empty());
+            let max = r.stable_latencies.map(|q| q.max).unwrap_or(0);
+            proptest::prop_assert!(max <= 4 * n, "latency {} beyond the history's length", max);
+        }
+
+        #[test]
+        fn value_missing_from_last_read_is_lost(n in 1u64..40, missing in 0u64..40, subsets in proptest::collection::vec(proptest::num::u64::ANY, 1..8)) {
+            let missing = missing % n;
+            let final_read = (0..n).filter(|v| *v != missing).collect();
+            let r = check_workload(&lagging_history(n, &subsets, final_read));
+            proptest::prop_assert_eq!(r.valid, Validity::False);
+            proptest::prop_assert_eq!(r.lost, vec![json!(missing)]);
+            proptest::prop_assert_eq!(r.stable_count, n - 1);
+        }
+    }
 
     #[test]
     fn merge_order() {

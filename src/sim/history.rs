@@ -66,19 +66,11 @@ impl Event {
     /// The op map with `f` replaced, for the checker's view of the history
     /// (where `broadcast` reads `add`).
     pub fn to_edn_with_f(&self, f: &str) -> Edn {
-        let process = match self.process {
-            Process::Client(p) => Edn::Int(i128::from(p)),
-            Process::Nemesis => Edn::keyword("nemesis"),
-        };
-        let value = match self.process {
-            Process::Client(_) => Edn::from_json(&self.value),
-            Process::Nemesis => nemesis_value_to_edn(&self.value),
-        };
         let mut entries = vec![
             ("type", Edn::keyword(self.kind.name())),
             ("f", keyword_or_string(f)),
-            ("value", value),
-            ("process", process),
+            ("value", self.value_edn()),
+            ("process", self.process_edn()),
             ("time", Edn::Int(i128::from(self.time_ns))),
             ("index", Edn::Int(i128::from(self.index))),
         ];
@@ -89,6 +81,20 @@ impl Event {
             entries.push(("error", keyword_or_string(error)));
         }
         Edn::kw_map(entries)
+    }
+
+    fn process_edn(&self) -> Edn {
+        match self.process {
+            Process::Client(p) => Edn::Int(i128::from(p)),
+            Process::Nemesis => Edn::keyword("nemesis"),
+        }
+    }
+
+    fn value_edn(&self) -> Edn {
+        match self.process {
+            Process::Client(_) => Edn::from_json(&self.value),
+            Process::Nemesis => nemesis_value_to_edn(&self.value),
+        }
     }
 }
 
@@ -148,18 +154,18 @@ pub fn to_edn_lines(events: &[Event]) -> String {
 pub fn to_txt(events: &[Event]) -> String {
     let mut out = String::new();
     for event in events {
-        let Edn::Map(entries) = event.to_edn() else {
-            continue;
-        };
-        let field = |name: &str| {
-            entries
-                .iter()
-                .find(|(k, _)| *k == Edn::keyword(name))
-                .map(|(_, v)| v.to_string())
-        };
-        let columns = ["process", "type", "f", "value", "error"];
-        let line: Vec<String> = columns.iter().filter_map(|c| field(c)).collect();
-        let _ = writeln!(out, "{}", line.join("\t"));
+        let _ = write!(
+            out,
+            "{}\t:{}\t{}\t{}",
+            event.process_edn(),
+            event.kind.name(),
+            keyword_or_string(&event.f),
+            event.value_edn()
+        );
+        if let Some(error) = &event.error {
+            let _ = write!(out, "\t{}", keyword_or_string(error));
+        }
+        out.push('\n');
     }
     out
 }

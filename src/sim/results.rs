@@ -156,7 +156,9 @@ impl Results {
         self.harness.as_ref()
     }
 
-    /// The results map as one value tree, in spec 3.6's key order.
+    /// The results map as one value tree, in spec 3.6's key order. The
+    /// `:harness` entry, when present, is this harness's extension (see
+    /// [`HarnessReport`]); everything else is Maelstrom's.
     pub fn to_edn_value(&self) -> Edn {
         Edn::kw_map(self.top_level_entries())
     }
@@ -371,4 +373,201 @@ fn harness_edn(h: &HarnessReport) -> Edn {
         entries.push((key, Edn::str(v)));
     }
     Edn::Map(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::history::{EventType, Process};
+    use crate::sim::netstats::{JournalKind, NetStats};
+    use serde_json::{json, Value};
+
+    fn op(index: u64, kind: EventType, process: u64, f: &str, value: Value) -> Event {
+        Event {
+            index,
+            time_ns: index * 1_000_000,
+            kind,
+            process: Process::Client(process),
+            f: f.into(),
+            value,
+            final_read: false,
+            error: None,
+        }
+    }
+
+    /// Broadcast 0 acked at 1 ms; a read invoked at 2 ms misses it; a read
+    /// invoked at 4 ms sees it: stable, 1 ms stale.
+    fn stale_history() -> Vec<Event> {
+        vec![
+            op(0, EventType::Invoke, 0, "broadcast", json!(0)),
+            op(1, EventType::Ok, 0, "broadcast", json!(0)),
+            op(2, EventType::Invoke, 1, "read", Value::Null),
+            op(3, EventType::Ok, 1, "read", json!([])),
+            op(4, EventType::Invoke, 1, "read", Value::Null),
+            op(5, EventType::Ok, 1, "read", json!([0])),
+        ]
+    }
+
+    fn net_for_three_ops() -> NetSummary {
+        let mut net = NetStats::default();
+        for id in 0..6 {
+            net.record(JournalKind::Send, id, "c1", "n0");
+            net.record(JournalKind::Recv, id, "c1", "n0");
+        }
+        net.record(JournalKind::Send, 6, "n0", "n1");
+        net.summary(3)
+    }
+
+    #[test]
+    fn results_edn_has_maelstroms_shape() {
+        let history = stale_history();
+        let results = analyze(&AnalysisInput {
+            history: &history,
+            net: net_for_three_ops(),
+            availability: None,
+            exceptions: &[],
+            harness: None,
+        });
+        let expected = "\
+{:perf {:latency-graph {:valid? true}, :rate-graph {:valid? true}, :valid? true},
+ :timeline {:valid? true},
+ :exceptions {:valid? true},
+ :stats {:valid? true, :count 3, :ok-count 3, :fail-count 0, :info-count 0, :by-f {:broadcast {:valid? true, :count 1, :ok-count 1, :fail-count 0, :info-count 0}, :read {:valid? true, :count 2, :ok-count 2, :fail-count 0, :info-count 0}}},
+ :availability {:valid? true, :ok-fraction 1.0},
+ :net {:all {:send-count 7, :recv-count 6, :msg-count 7, :msgs-per-op 2.3333333}, :clients {:send-count 6, :recv-count 6, :msg-count 6}, :servers {:send-count 1, :recv-count 0, :msg-count 1, :msgs-per-op 0.33333334}, :valid? true},
+ :workload {:valid? true, :attempt-count 1, :stable-count 1, :lost-count 0, :lost (), :never-read-count 0, :never-read (), :stale-count 1, :stale (0), :worst-stale ({:element 0, :outcome :stable, :stable-latency 1, :lost-latency nil, :known {:type :ok, :f :add, :value 0, :process 0, :time 1000000, :index 1}, :last-absent {:type :invoke, :f :read, :value nil, :process 1, :time 2000000, :index 2}}), :stable-latencies {0 1, 0.5 1, 0.95 1, 0.99 1, 1 1}, :duplicated-count 0, :duplicated {}},
+ :valid? true}
+";
+        assert_eq!(results.to_edn(), expected);
+        assert_eq!(results.valid(), Validity::True);
+        let json = results.to_json();
+        assert_eq!(json["workload"]["stable-latencies"]["0.95"], json!(1));
+        assert_eq!(
+            json["workload"]["worst-stale"][0]["known"]["f"],
+            json!("add")
+        );
+        assert_eq!(json["net"]["all"]["msgs-per-op"].to_string(), "2.3333333");
+        assert_eq!(json["valid?"], json!(true));
+    }
+
+    #[test]
+    fn combined_validity_is_the_worst_checker() {
+        // Workload true, but no read ever succeeded in a second history:
+        // stats false wins.
+        let mut history = stale_history();
+        let input = |h: &[Event]| {
+            analyze(&AnalysisInput {
+                history: h,
+                net: net_for_three_ops(),
+                availability: Some(AvailabilityReq::Total),
+                exceptions: &[],
+                harness: None,
+            })
+        };
+        assert_eq!(input(&history).valid(), Validity::True);
+        history.push(op(6, EventType::Invoke, 2, "read", Value::Null));
+        history.push(op(7, EventType::Fail, 2, "read", Value::Null));
+        let results = input(&history);
+        assert_eq!(results.availability().valid, Validity::False);
+        assert_eq!(results.valid(), Validity::False);
+        assert!(results.to_edn().ends_with(":valid? false}\n"));
+        // Only broadcasts: workload unknown, stats false (no read entry is
+        // not a failure, but a failed read with no ok is).
+        let only_failed_reads = vec![
+            op(0, EventType::Invoke, 0, "broadcast", json!(0)),
+            op(1, EventType::Ok, 0, "broadcast", json!(0)),
+            op(2, EventType::Invoke, 1, "read", Value::Null),
+            op(3, EventType::Fail, 1, "read", Value::Null),
+        ];
+        let results = analyze(&AnalysisInput {
+            history: &only_failed_reads,
+            net: net_for_three_ops(),
+            availability: None,
+            exceptions: &[],
+            harness: None,
+        });
+        assert_eq!(results.workload().valid, Validity::Unknown);
+        assert_eq!(results.stats().valid(), Validity::False);
+        assert_eq!(results.valid(), Validity::False);
+        let unknown_only = analyze(&AnalysisInput {
+            history: &only_failed_reads[..2],
+            net: net_for_three_ops(),
+            availability: None,
+            exceptions: &[],
+            harness: None,
+        });
+        assert_eq!(unknown_only.valid(), Validity::Unknown);
+        assert!(unknown_only.to_edn().ends_with(":valid? :unknown}\n"));
+    }
+
+    #[test]
+    fn exceptions_group_by_class_most_frequent_first() {
+        let history = stale_history();
+        let record = |class: &str, index| ExceptionRecord {
+            class: class.into(),
+            message: format!("boom {index}"),
+            op: op(index, EventType::Info, 0, "read", Value::Null),
+        };
+        let records = [record("B", 1), record("A", 2), record("A", 3)];
+        let results = analyze(&AnalysisInput {
+            history: &history,
+            net: net_for_three_ops(),
+            availability: None,
+            exceptions: &records,
+            harness: None,
+        });
+        let groups = results.exceptions();
+        assert_eq!(groups.len(), 2);
+        assert_eq!((groups[0].class.as_str(), groups[0].count), ("A", 2));
+        assert_eq!(groups[0].example.message, "boom 2");
+        let json = results.to_json();
+        assert_eq!(json["exceptions"]["valid?"], json!(true));
+        assert_eq!(json["exceptions"]["exceptions"][1]["class"], json!("B"));
+        assert_eq!(
+            json["exceptions"]["exceptions"][0]["example"]["exception"]["via"][0]["type"],
+            json!("A")
+        );
+        assert_eq!(results.valid(), Validity::True);
+    }
+
+    #[test]
+    fn harness_extension_entry() {
+        let history = stale_history();
+        let harness = HarnessReport {
+            delivery_lateness_ms: LatenessSummary::from_samples_ms(&[0.25, 3.0, 0.5, 1.0]),
+            cpu_seconds: Some(2.5),
+            wall_seconds: 31.0,
+            malformed_lines: 2,
+            seed: Some(7),
+            notes: vec![("thread-pick".into(), "random".into())],
+        };
+        let results = analyze(&AnalysisInput {
+            history: &history,
+            net: net_for_three_ops(),
+            availability: None,
+            exceptions: &[],
+            harness: Some(harness),
+        });
+        let edn = results.to_edn();
+        let line = edn.lines().find(|l| l.starts_with(" :harness")).unwrap();
+        assert_eq!(
+            line,
+            " :harness {:valid? true, :delivery-lateness-ms {:p50 1.0, :p99 3.0, :max 3.0}, \
+             :cpu-seconds 2.5, :wall-seconds 31.0, :malformed-lines 2, :seed 7, :thread-pick \"random\"},"
+        );
+        assert_eq!(
+            results.to_json()["harness"]["delivery-lateness-ms"]["p50"],
+            json!(1.0)
+        );
+    }
+
+    #[test]
+    fn lateness_summary_indexing() {
+        assert_eq!(LatenessSummary::from_samples_ms(&[]), None);
+        let s = LatenessSummary::from_samples_ms(&[f64::NAN, 5.0]).unwrap();
+        assert_eq!((s.p50, s.p99, s.max), (5.0, 5.0, 5.0));
+        let samples: Vec<f64> = (0..200).map(f64::from).collect();
+        let s = LatenessSummary::from_samples_ms(&samples).unwrap();
+        assert_eq!((s.p50, s.p99, s.max), (100.0, 198.0, 199.0));
+    }
 }
