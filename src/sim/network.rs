@@ -199,6 +199,8 @@ pub struct NetReport {
     /// How late each timer-driven node delivery was against its scheduled
     /// instant, in µs.
     pub lateness_us: Vec<u32>,
+    /// Whether deliveries were timed by a real-time-scheduled thread.
+    pub realtime: bool,
 }
 
 /// One envelope waiting in a node's queue.
@@ -235,6 +237,8 @@ struct NetState {
     p_loss: f64,
     rng: StdRng,
     shutdown: bool,
+    /// Whether the timing thread got real-time scheduling.
+    realtime: bool,
 }
 
 struct Shared {
@@ -338,6 +342,7 @@ impl Network {
                 p_loss: config.p_loss,
                 rng: StdRng::seed_from_u64(config.seed),
                 shutdown: false,
+                realtime: false,
             }),
             timer_changed: Condvar::new(),
         });
@@ -484,6 +489,7 @@ impl Network {
         NetReport {
             stats: st.journal.take().unwrap_or_default(),
             lateness_us: std::mem::take(&mut st.lateness_us),
+            realtime: st.realtime,
         }
     }
 
@@ -494,11 +500,23 @@ impl Network {
     }
 }
 
+/// Asks for real-time (SCHED_FIFO) scheduling for the calling thread, so
+/// that a burst of runnable node processes cannot delay a due delivery on a
+/// small machine. Without the privilege the thread keeps normal scheduling.
+fn prefer_realtime() -> bool {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: sets the scheduling policy of the current thread only; the
+    // parameter struct lives for the call.
+    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
+}
+
 fn timing_loop(shared: &Shared) {
+    let realtime = prefer_realtime();
     let mut st = shared
         .state
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    st.realtime = realtime;
     loop {
         if st.shutdown {
             return;

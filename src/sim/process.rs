@@ -272,7 +272,7 @@ async fn pump_stderr<R: AsyncRead + Unpin>(
     while let Some(line) = next_line(&mut r, &mut buf).await {
         tail.push(&line);
         if let Some(logger) = &echo {
-            logger.info(&format!("{id} stderr: {line}"));
+            logger.console(&format!("{id} stderr: {line}"));
         }
         let written = async {
             log.write_all(line.as_bytes()).await?;

@@ -131,6 +131,15 @@ pub async fn run(config: &TestConfig) -> i32 {
         notes: vec![
             ("node-cpu-seconds".into(), format!("{:.2}", cpu.nodes)),
             ("timed-deliveries".into(), lateness_ms.len().to_string()),
+            (
+                "timing-thread".into(),
+                if net_report.realtime {
+                    "realtime"
+                } else {
+                    "normal"
+                }
+                .into(),
+            ),
             ("thread-pick".into(), value_name(config.thread_pick)),
             ("bad-output".into(), value_name(config.bad_output)),
             ("p-loss".into(), config.p_loss.to_string()),
