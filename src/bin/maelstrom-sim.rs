@@ -1,2 +1,65 @@
-//! maelstrom-sim: command-line entry of the harness (being written).
-fn main() {}
+//! maelstrom-sim: command-line entry of the harness. Parses arguments, runs
+//! one test on a tokio runtime, and makes sure no node process outlives the
+//! harness, whether the test ends, aborts, or is interrupted.
+
+use broadcast::sim::cli::{parse, Parsed};
+use broadcast::sim::process::kill_all_nodes;
+use broadcast::sim::run::{run, EXIT_ABORTED, EXIT_BAD_ARGS};
+
+fn main() {
+    let config = match parse(std::env::args_os()) {
+        Parsed::Run(config) => config,
+        Parsed::Print(text) => {
+            print!("{text}");
+            std::process::exit(0);
+        }
+        Parsed::Bad(reason) => {
+            eprintln!("maelstrom-sim: {reason}");
+            std::process::exit(EXIT_BAD_ARGS);
+        }
+    };
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        kill_all_nodes();
+        default_hook(info);
+    }));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("maelstrom-sim: cannot start the runtime: {e}");
+            std::process::exit(EXIT_ABORTED);
+        }
+    };
+    let code = runtime.block_on(async {
+        tokio::select! {
+            code = run(&config) => code,
+            signal = interrupted() => {
+                kill_all_nodes();
+                eprintln!("maelstrom-sim: interrupted by {signal}; nodes killed, test aborted");
+                EXIT_ABORTED
+            }
+        }
+    });
+    kill_all_nodes();
+    // Dropping the runtime could wait on blocked pumps; the nodes are dead
+    // and every file is written, so leave at once.
+    std::process::exit(code);
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}

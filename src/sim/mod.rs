@@ -1,8 +1,15 @@
 //! maelstrom-sim: a harness that runs Maelstrom's `broadcast` workload
 //! against node binaries, to the letter of
-//! `maelstrom-broadcast-spec.md` (see docs/ and the README).
+//! `maelstrom-broadcast-spec.md` (see docs/harness.md and docs/fidelity.md).
 //!
-//! Modules:
+//! Modules, in the order a run uses them:
+//! * [`cli`]: the command line and its validation into a test config.
+//! * [`output`]: the store directory, timestamps, symlinks, jepsen.log.
+//! * [`network`]: the simulated network: envelopes, latency, per-node
+//!   deadline queues, partitions, journal, delivery lateness.
+//! * [`process`]: node processes, their stdin/stdout/stderr pumps, kills.
+//! * [`workload`]: clients, reply validation, worker pick, the generator.
+//! * [`run`]: one test from setup to exit code.
 //! * [`history`]: operations and history events (the checker's input).
 //! * [`topology`]: Maelstrom's topology builders (grid, line, total, trees).
 //! * [`nemesis`]: partition specs and grudges (pure; randomness injected).
@@ -12,9 +19,15 @@
 //! * [`results`]: the combined results map, as EDN and as JSON.
 
 pub mod checker;
+pub mod cli;
 pub mod edn;
 pub mod history;
 pub mod nemesis;
 pub mod netstats;
+pub mod network;
+pub mod output;
+pub mod process;
 pub mod results;
+pub mod run;
 pub mod topology;
+pub mod workload;

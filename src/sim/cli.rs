@@ -1,0 +1,423 @@
+//! Command line (spec 7.1): `maelstrom-sim test -w broadcast --bin PATH ...`
+//! with Maelstrom's options and defaults, plus marked extensions; parsed and
+//! validated into a [`TestConfig`]. Any bad argument is a one-line reason.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::checker::AvailabilityReq;
+use super::network::{Latency, LatencyDist};
+use super::process::BadOutput;
+use super::topology::TOPOLOGY_NAMES;
+use super::workload::ThreadPick;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "maelstrom-sim",
+    version,
+    about = "A Maelstrom-compatible harness for the broadcast workload",
+    long_about = "A Maelstrom-compatible harness for the broadcast workload: runs node \
+                  binaries under a simulated network and checks them as Maelstrom does. \
+                  Options marked [extension] do not exist in Maelstrom."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one test.
+    Test(TestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Workload to run; only `broadcast` is supported.
+    #[arg(short = 'w', long, default_value = "lin-kv")]
+    pub workload: String,
+    /// The node binary to run.
+    #[arg(long, value_name = "PATH")]
+    pub bin: PathBuf,
+    /// Number of nodes, named n0..n{N-1} (default: the node list n1..n5).
+    #[arg(long, value_name = "N")]
+    pub node_count: Option<usize>,
+    /// A node name (repeatable); used only without --node-count.
+    #[arg(short = 'n', long = "node", value_name = "ID")]
+    pub node: Vec<String>,
+    /// Comma-separated node names; used only without --node-count.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Seconds of main phase.
+    #[arg(long, default_value_t = 60, value_name = "S")]
+    pub time_limit: u64,
+    /// Total client operations per second.
+    #[arg(long, default_value_t = 5.0, value_name = "R")]
+    pub rate: f64,
+    /// Client workers: an integer, or an integer followed by `n` (x node count).
+    #[arg(long, default_value = "1n", value_name = "C")]
+    pub concurrency: String,
+    /// Mean inter-node message latency in ms.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency: u64,
+    /// Latency distribution.
+    #[arg(long, value_enum, default_value_t = LatencyDist::Constant)]
+    pub latency_dist: LatencyDist,
+    /// Topology sent to the nodes: grid, line, total, tree, tree2, tree3 or tree4.
+    #[arg(long, default_value = "grid")]
+    pub topology: String,
+    /// Faults to inject (comma-separated); only `partition`.
+    #[arg(long, value_delimiter = ',', value_name = "FAULTS")]
+    pub nemesis: Vec<String>,
+    /// Mean seconds between nemesis operations.
+    #[arg(long, default_value_t = 10.0, value_name = "S")]
+    pub nemesis_interval: f64,
+    /// Required availability: `total`, or a fraction in [0, 1].
+    #[arg(long, value_name = "A")]
+    pub availability: Option<String>,
+    /// Echo node stderr into the log and console.
+    #[arg(long)]
+    pub log_stderr: bool,
+    /// [extension] Seed for workload, network and nemesis randomness.
+    #[arg(long, value_name = "K")]
+    pub seed: Option<u64>,
+    /// [extension] Probability that any message is lost at send.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub p_loss: f64,
+    /// [extension] How a free worker is picked for the next operation:
+    /// round-robin (Jepsen 0.3.x) or random (older Jepsen).
+    #[arg(long, value_enum, default_value_t = ThreadPick::RoundRobin)]
+    pub thread_pick: ThreadPick,
+    /// [extension] A node stdout line that is not a valid message: `lenient`
+    /// drops that line (with a warning, counted in the results); `maelstrom`
+    /// ignores all later output of that node, as Maelstrom does.
+    #[arg(long, value_enum, default_value_t = BadOutput::Lenient)]
+    pub bad_output: BadOutput,
+    /// [extension] Directory holding the store.
+    #[arg(long, default_value = "store", value_name = "DIR")]
+    pub store: PathBuf,
+    /// Arguments for the node binary (after `--`).
+    #[arg(last = true, value_name = "NODE ARGS")]
+    pub node_args: Vec<String>,
+}
+
+/// A validated test configuration.
+#[derive(Debug, Clone)]
+pub struct TestConfig {
+    pub bin: PathBuf,
+    pub node_args: Vec<String>,
+    pub nodes: Vec<String>,
+    pub time_limit: Duration,
+    pub rate: f64,
+    pub concurrency: usize,
+    pub latency: Latency,
+    pub topology: String,
+    pub nemesis_interval: Option<Duration>,
+    pub availability: Option<AvailabilityReq>,
+    pub log_stderr: bool,
+    pub seed: u64,
+    pub p_loss: f64,
+    pub thread_pick: ThreadPick,
+    pub bad_output: BadOutput,
+    pub store: PathBuf,
+}
+
+/// `--concurrency`: `5` or `2n` (times the node count).
+pub fn parse_concurrency(text: &str, node_count: usize) -> Result<usize, String> {
+    let (digits, per_node) = match text.strip_suffix('n') {
+        Some(d) => (d, true),
+        None => (text, false),
+    };
+    let k: usize = digits.parse().map_err(|_| {
+        format!("--concurrency {text:?}: expected an integer, optionally followed by n")
+    })?;
+    let c = if per_node { k * node_count } else { k };
+    if c == 0 {
+        return Err("--concurrency must be at least 1".into());
+    }
+    Ok(c)
+}
+
+/// `--availability`: `total` or a number in [0, 1].
+pub fn parse_availability(text: &str) -> Result<AvailabilityReq, String> {
+    if text == "total" {
+        return Ok(AvailabilityReq::Total);
+    }
+    match text.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(AvailabilityReq::AtLeast(x)),
+        _ => Err(format!(
+            "--availability {text:?}: expected `total` or a number in [0, 1]"
+        )),
+    }
+}
+
+impl TestArgs {
+    /// Checks every option; the error is a one-line reason.
+    pub fn validate(self) -> Result<TestConfig, String> {
+        if self.workload != "broadcast" {
+            return Err(format!(
+                "unsupported workload {:?}: maelstrom-sim only runs -w broadcast",
+                self.workload
+            ));
+        }
+        let bin = std::fs::canonicalize(&self.bin)
+            .map_err(|e| format!("--bin {}: {e}", self.bin.display()))?;
+        if !bin.is_file() {
+            return Err(format!("--bin {}: not a file", bin.display()));
+        }
+        let nodes: Vec<String> = match self.node_count {
+            Some(0) => return Err("--node-count must be at least 1".into()),
+            Some(n) => (0..n).map(|i| format!("n{i}")).collect(),
+            None if !self.node.is_empty() || !self.nodes.is_empty() => {
+                self.node.into_iter().chain(self.nodes).collect()
+            }
+            None => (1..=5).map(|i| format!("n{i}")).collect(),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for id in &nodes {
+            if id.is_empty() || id.starts_with('c') || !seen.insert(id) {
+                return Err(format!(
+                    "node id {id:?}: node ids must be unique, non-empty and not start with `c` (reserved for clients)"
+                ));
+            }
+        }
+        if !(self.rate.is_finite() && self.rate >= 0.0) {
+            return Err(format!("--rate {}: expected a number >= 0", self.rate));
+        }
+        let concurrency = parse_concurrency(&self.concurrency, nodes.len())?;
+        let latency = Latency::new(self.latency, self.latency_dist)?;
+        if !TOPOLOGY_NAMES.contains(&self.topology.as_str()) {
+            return Err(format!(
+                "--topology {:?}: expected one of {}",
+                self.topology,
+                TOPOLOGY_NAMES.join(", ")
+            ));
+        }
+        if let Some(bad) = self.nemesis.iter().find(|f| f.as_str() != "partition") {
+            return Err(format!("--nemesis {bad:?}: the only fault is `partition`"));
+        }
+        if !(self.nemesis_interval.is_finite() && self.nemesis_interval > 0.0) {
+            return Err(format!(
+                "--nemesis-interval {}: expected a positive number",
+                self.nemesis_interval
+            ));
+        }
+        let availability = self
+            .availability
+            .as_deref()
+            .map(parse_availability)
+            .transpose()?;
+        if !(0.0..=1.0).contains(&self.p_loss) {
+            return Err(format!(
+                "--p-loss {}: expected a probability in [0, 1]",
+                self.p_loss
+            ));
+        }
+        Ok(TestConfig {
+            bin,
+            node_args: self.node_args,
+            nodes,
+            time_limit: Duration::from_secs(self.time_limit),
+            rate: self.rate,
+            concurrency,
+            latency,
+            topology: self.topology,
+            nemesis_interval: (!self.nemesis.is_empty())
+                .then(|| Duration::from_secs_f64(self.nemesis_interval)),
+            availability,
+            log_stderr: self.log_stderr,
+            seed: self.seed.unwrap_or_else(rand::random),
+            p_loss: self.p_loss,
+            thread_pick: self.thread_pick,
+            bad_output: self.bad_output,
+            store: self.store,
+        })
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    Run(Box<TestConfig>),
+    /// `--help` or `--version`: print this text and exit 0.
+    Print(String),
+    /// A bad argument: print this one-line reason and exit 254.
+    Bad(String),
+}
+
+/// Parses and validates a full argv (program name first).
+pub fn parse<I, T>(argv: I) -> Parsed
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::try_parse_from(argv) {
+        Ok(Cli {
+            command: Command::Test(args),
+        }) => match args.validate() {
+            Ok(config) => Parsed::Run(Box::new(config)),
+            Err(reason) => Parsed::Bad(reason),
+        },
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp
+            | clap::error::ErrorKind::DisplayVersion
+            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                Parsed::Print(e.render().to_string())
+            }
+            _ => {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or("bad arguments");
+                Parsed::Bad(first.trim_start_matches("error: ").to_string())
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bin() -> String {
+        std::env::current_exe().unwrap().display().to_string()
+    }
+
+    fn run(extra: &[&str]) -> Parsed {
+        let b = bin();
+        let mut argv = vec!["maelstrom-sim", "test", "-w", "broadcast", "--bin", &b];
+        argv.extend_from_slice(extra);
+        parse(argv)
+    }
+
+    fn config(extra: &[&str]) -> TestConfig {
+        match run(extra) {
+            Parsed::Run(c) => *c,
+            other => panic!("expected a config, got {other:?}"),
+        }
+    }
+
+    fn bad(extra: &[&str]) -> String {
+        match run(extra) {
+            Parsed::Bad(reason) => reason,
+            other => panic!("expected a bad-argument error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn maelstrom_defaults() {
+        let c = config(&[]);
+        assert_eq!(c.nodes, ["n1", "n2", "n3", "n4", "n5"]);
+        assert_eq!(c.time_limit, Duration::from_secs(60));
+        assert_eq!(c.rate, 5.0);
+        assert_eq!(c.concurrency, 5);
+        assert_eq!(c.latency, Latency::new(0, LatencyDist::Constant).unwrap());
+        assert_eq!(c.topology, "grid");
+        assert!(c.nemesis_interval.is_none());
+        assert!(c.availability.is_none());
+        assert_eq!(c.thread_pick, ThreadPick::RoundRobin);
+        assert_eq!(c.bad_output, BadOutput::Lenient);
+        assert_eq!(c.p_loss, 0.0);
+    }
+
+    #[test]
+    fn node_count_names_and_concurrency_expansion() {
+        let c = config(&[
+            "--node-count",
+            "3",
+            "--concurrency",
+            "2n",
+            "--nemesis",
+            "partition",
+        ]);
+        assert_eq!(c.nodes, ["n0", "n1", "n2"]);
+        assert_eq!(c.concurrency, 6);
+        assert_eq!(c.nemesis_interval, Some(Duration::from_secs(10)));
+        let d = config(&["--nodes", "a,b", "-n", "x", "--concurrency", "4"]);
+        assert_eq!(d.nodes, ["x", "a", "b"]);
+        assert_eq!(d.concurrency, 4);
+    }
+
+    #[test]
+    fn node_args_after_double_dash() {
+        let c = config(&["--seed", "7", "--", "--echo", "x"]);
+        assert_eq!(c.node_args, ["--echo", "x"]);
+        assert_eq!(c.seed, 7);
+    }
+
+    #[test]
+    fn bad_arguments_give_one_line_reasons() {
+        let b = bin();
+        let Parsed::Bad(r) = parse(["maelstrom-sim", "test", "-w", "lin-kv", "--bin", &b]) else {
+            panic!()
+        };
+        assert!(r.contains("only runs -w broadcast"), "{r}");
+        assert!(bad(&["--latency-dist", "uniform"]).contains("--latency > 0"));
+        assert!(bad(&[
+            "--latency",
+            "5",
+            "--latency-dist",
+            "exponential",
+            "--rate=-1"
+        ])
+        .contains("--rate"));
+        assert!(bad(&["--topology", "ring"]).contains("expected one of"));
+        assert!(bad(&["--nemesis", "kill"]).contains("partition"));
+        assert!(bad(&["--nemesis-interval", "0"]).contains("positive"));
+        assert!(bad(&["--availability", "1.5"]).contains("availability"));
+        assert!(bad(&["--concurrency", "xn"]).contains("concurrency"));
+        assert!(bad(&["--p-loss", "2"]).contains("p-loss"));
+        assert!(bad(&["--node-count", "0"]).contains("node-count"));
+        assert!(bad(&["--nodes", "n1,c2"]).contains("reserved"));
+        assert!(bad(&["--frobnicate"]).contains("--frobnicate"));
+        assert!(bad(&["--thread-pick", "fifo"]).contains("fifo"));
+        for reason in [bad(&["--frobnicate"]), bad(&["--time-limit", "x"])] {
+            assert!(!reason.contains('\n'), "{reason:?}");
+        }
+        let Parsed::Bad(r) = parse([
+            "maelstrom-sim",
+            "test",
+            "-w",
+            "broadcast",
+            "--bin",
+            "/no/such",
+        ]) else {
+            panic!()
+        };
+        assert!(r.contains("/no/such"));
+    }
+
+    #[test]
+    fn help_marks_extensions() {
+        let Parsed::Print(help) = parse(["maelstrom-sim", "test", "--help"]) else {
+            panic!()
+        };
+        for ext in [
+            "--seed",
+            "--p-loss",
+            "--thread-pick",
+            "--bad-output",
+            "--store",
+        ] {
+            let line = help
+                .lines()
+                .find(|l| l.trim_start().starts_with(ext))
+                .unwrap();
+            let pos = help.find(line).unwrap();
+            assert!(
+                help[pos..]
+                    .lines()
+                    .take(3)
+                    .any(|l| l.contains("[extension]")),
+                "{ext}"
+            );
+        }
+    }
+
+    #[test]
+    fn availability_values() {
+        assert_eq!(parse_availability("total"), Ok(AvailabilityReq::Total));
+        assert_eq!(parse_availability("0.5"), Ok(AvailabilityReq::AtLeast(0.5)));
+        assert!(parse_availability("-0.1").is_err());
+    }
+}

@@ -1,0 +1,495 @@
+//! One test run, start to finish (spec 2.6): output directory, network,
+//! node setup (`init`, then `topology`), the main phase with the nemesis,
+//! drain, heal, recovery wait, final reads, teardown with crash detection,
+//! analysis, output files, the stdout summary and the exit code.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::{json, Map, Value};
+
+use super::checker::Validity;
+use super::cli::TestConfig;
+use super::history::{client_invocation_count, to_edn_lines, to_txt, EventType, Process};
+use super::nemesis;
+use super::network::{NetConfig, Network};
+use super::output::{create_run_dir, LocalTime, Logger};
+use super::process::{BadLineCounter, NodeProcess, NodeSpec};
+use super::results::{analyze, AnalysisInput, HarnessReport, LatenessSummary, Results};
+use super::topology;
+use super::workload::{
+    final_reads, main_phase, schema_problem, stagger_gap, Client, ClientIds, Recorder, Schedule,
+    Worker, WorkerContext, WorkerPicker,
+};
+
+/// Exit codes (spec 3.7).
+pub const EXIT_VALID: i32 = 0;
+pub const EXIT_INVALID: i32 = 1;
+pub const EXIT_UNKNOWN: i32 = 2;
+pub const EXIT_BAD_ARGS: i32 = 254;
+pub const EXIT_ABORTED: i32 = 255;
+
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+const TOPOLOGY_TIMEOUT: Duration = Duration::from_secs(5);
+const RECOVERY: Duration = Duration::from_secs(10);
+
+/// Lateness above which a run's timing figures are not to be trusted.
+const LATENESS_WARN_P99_MS: f64 = 1.0;
+
+/// Seed of the k-th independent random stream (0 workload, 1 network,
+/// 2 nemesis) derived from the run's seed.
+fn stream_seed(seed: u64, k: u64) -> u64 {
+    seed.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+fn stream(seed: u64, k: u64) -> StdRng {
+    StdRng::seed_from_u64(stream_seed(seed, k))
+}
+
+/// Runs the test described by `config`; returns the process exit code.
+pub async fn run(config: &TestConfig) -> i32 {
+    let started = Instant::now();
+    let run_dir = match create_run_dir(&config.store, &LocalTime::now()) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("maelstrom-sim: cannot create the store directory: {e}");
+            return EXIT_ABORTED;
+        }
+    };
+    let logger = match Logger::to_dir(&run_dir) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("maelstrom-sim: cannot create jepsen.log: {e}");
+            return EXIT_ABORTED;
+        }
+    };
+    logger.info(&format!("Test configuration: {config:?}"));
+    logger.console(&format!(
+        "Running broadcast on {} nodes, seed {}; output in {}",
+        config.nodes.len(),
+        config.seed,
+        run_dir.display()
+    ));
+    let net = match Network::start(NetConfig {
+        latency: config.latency,
+        p_loss: config.p_loss,
+        seed: stream_seed(config.seed, 1),
+    }) {
+        Ok(net) => net,
+        Err(e) => {
+            eprintln!("maelstrom-sim: cannot start the network thread: {e}");
+            return EXIT_ABORTED;
+        }
+    };
+    let bad_lines = Arc::new(BadLineCounter::default());
+    let mut nodes = Vec::new();
+    let ids = Arc::new(ClientIds::default());
+    let tested = test(
+        config, &net, &ids, &logger, &run_dir, &bad_lines, &mut nodes,
+    )
+    .await;
+
+    // Teardown: a node that is already gone crashed (whatever its status).
+    let crash = nodes
+        .iter_mut()
+        .find_map(|n| n.exited().map(|status| n.crash_report(status)));
+    for node in &mut nodes {
+        node.kill().await;
+    }
+    let net_report = net.close_journal();
+    net.shutdown();
+    let cpu = cpu_seconds();
+
+    let (history, exceptions) = match tested {
+        Ok(recorder) => recorder.finish(),
+        Err(reason) => return abort(&logger, &reason),
+    };
+    write_file(
+        &logger,
+        &run_dir.join("history.edn"),
+        &to_edn_lines(&history),
+    );
+    write_file(&logger, &run_dir.join("history.txt"), &to_txt(&history));
+    if let Some(report) = crash {
+        return abort(&logger, &report);
+    }
+
+    let lateness_ms: Vec<f64> = net_report
+        .lateness_us
+        .iter()
+        .map(|&us| f64::from(us) / 1000.0)
+        .collect();
+    let harness = HarnessReport {
+        delivery_lateness_ms: LatenessSummary::from_samples_ms(&lateness_ms),
+        cpu_seconds: Some(cpu.harness),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        malformed_lines: bad_lines.get(),
+        seed: Some(config.seed),
+        notes: vec![
+            ("node-cpu-seconds".into(), format!("{:.2}", cpu.nodes)),
+            ("timed-deliveries".into(), lateness_ms.len().to_string()),
+            (
+                "timing-thread".into(),
+                if net_report.realtime {
+                    "realtime"
+                } else {
+                    "normal"
+                }
+                .into(),
+            ),
+            ("thread-pick".into(), value_name(config.thread_pick)),
+            ("bad-output".into(), value_name(config.bad_output)),
+            ("p-loss".into(), config.p_loss.to_string()),
+        ],
+    };
+    let results = analyze(&AnalysisInput {
+        history: &history,
+        net: net_report.stats.summary(client_invocation_count(&history)),
+        availability: config.availability,
+        exceptions: &exceptions,
+        harness: Some(harness),
+    });
+    write_file(&logger, &run_dir.join("results.edn"), &results.to_edn());
+    let json = serde_json::to_string_pretty(&results.to_json()).unwrap_or_default();
+    write_file(&logger, &run_dir.join("results.json"), &json);
+    logger.info(&format!("Results:\n{}", results.to_edn()));
+    logger.flush();
+    print!("{}", summary(config, &results, &run_dir));
+    match results.valid() {
+        Validity::True => EXIT_VALID,
+        Validity::False => EXIT_INVALID,
+        Validity::Unknown => EXIT_UNKNOWN,
+    }
+}
+
+fn abort(logger: &Logger, reason: &str) -> i32 {
+    logger.warn(&format!("Test aborted: {reason}"));
+    logger.flush();
+    eprintln!("maelstrom-sim: test aborted (no results.edn): {reason}");
+    EXIT_ABORTED
+}
+
+fn write_file(logger: &Logger, path: &Path, contents: &str) {
+    if let Err(e) = std::fs::write(path, contents) {
+        logger.warn(&format!("cannot write {}: {e}", path.display()));
+    }
+}
+
+/// The setup and the whole operation phase. Nodes are pushed into `nodes`
+/// as they spawn, so the caller can tear them down on any outcome.
+async fn test(
+    config: &TestConfig,
+    net: &Network,
+    ids: &Arc<ClientIds>,
+    logger: &Logger,
+    run_dir: &Path,
+    bad_lines: &Arc<BadLineCounter>,
+    nodes: &mut Vec<NodeProcess>,
+) -> Result<Recorder, String> {
+    for id in &config.nodes {
+        let spec = NodeSpec {
+            id,
+            bin: &config.bin,
+            args: &config.node_args,
+            log_path: run_dir.join("node-logs").join(format!("{id}.log")),
+            log_stderr: config.log_stderr,
+            bad_output: config.bad_output,
+        };
+        let node = NodeProcess::spawn(spec, net, logger, bad_lines)
+            .map_err(|e| format!("cannot start node {id} ({}): {e}", config.bin.display()))?;
+        nodes.push(node);
+    }
+    let init = config
+        .nodes
+        .iter()
+        .map(|id| init_node(net, ids, id, &config.nodes));
+    for result in futures::future::join_all(init).await {
+        result?;
+    }
+    logger.console("All nodes initialized");
+
+    let topo = topology::build(&config.topology, &config.nodes)?;
+    let topo_json = serde_json::to_value(&topo).map_err(|e| e.to_string())?;
+    let mut setup_clients: Vec<Client> = config
+        .nodes
+        .iter()
+        .map(|_| Client::open(net, ids))
+        .collect();
+    let topo_calls = setup_clients
+        .iter_mut()
+        .zip(&config.nodes)
+        .map(|(client, id)| send_topology(client, id, &topo_json));
+    for result in futures::future::join_all(topo_calls).await {
+        result?;
+    }
+
+    let t0 = Instant::now();
+    let ctx = Arc::new(WorkerContext {
+        net: net.clone(),
+        ids: Arc::clone(ids),
+        recorder: Recorder::new(t0, logger.clone()),
+        concurrency: config.concurrency as u64,
+    });
+    let workers: Vec<Worker> = (0..config.concurrency)
+        .map(|t| Worker::new(t, &config.nodes))
+        .collect();
+    let picker = Arc::new(Mutex::new(WorkerPicker::new(
+        config.concurrency,
+        config.thread_pick,
+    )));
+    let schedule = Schedule {
+        mean_gap: (config.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / config.rate)),
+        time_limit: config.time_limit,
+    };
+    let clients = {
+        let (ctx, picker) = (Arc::clone(&ctx), Arc::clone(&picker));
+        let (rng, runtime) = (stream(config.seed, 0), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || {
+            main_phase(ctx, workers, picker, schedule, rng, runtime)
+        })
+    };
+    let nemesis = async {
+        if let Some(interval) = config.nemesis_interval {
+            let rng = stream(config.seed, 2);
+            run_nemesis(
+                &ctx,
+                &picker,
+                &config.nodes,
+                interval,
+                config.time_limit,
+                rng,
+            )
+            .await;
+        }
+    };
+    let (workers, ()) = tokio::join!(clients, nemesis);
+    let workers = workers.map_err(|e| format!("internal error in the generator: {e}"))?;
+
+    if config.nemesis_interval.is_some() {
+        stop_partition(&ctx);
+    }
+    logger.console("Waiting for recovery...");
+    tokio::time::sleep(RECOVERY).await;
+    let workers = final_reads(Arc::clone(&ctx), workers).await;
+    drop(workers);
+    drop(setup_clients);
+    net.heal();
+    match Arc::try_unwrap(ctx) {
+        Ok(ctx) => Ok(ctx.recorder),
+        Err(_) => Err("internal error: a worker outlived the test".into()),
+    }
+}
+
+/// Spec 1.5: `init` with msg_id 1 from a fresh client; only the reply type
+/// is checked.
+async fn init_node(net: &Network, ids: &ClientIds, id: &str, all: &[String]) -> Result<(), String> {
+    let mut client = Client::open(net, ids);
+    let body = json!({"type": "init", "node_id": id, "node_ids": all});
+    let reply = client
+        .call(id, object(body), INIT_TIMEOUT)
+        .await
+        .map_err(|_| {
+            format!("Expected node {id} to respond to an init message, but node did not respond.")
+        })?
+        .1;
+    match reply.get("type").and_then(Value::as_str) {
+        Some("init_ok") => Ok(()),
+        Some("error") => Err(format!("node {id} answered init with an error: {reply}")),
+        _ => Err(format!(
+            "Expected an init_ok message, but node {id} responded with {reply}"
+        )),
+    }
+}
+
+/// Spec 2.2: the whole topology map, 5 s, and a schema-exact `topology_ok`.
+async fn send_topology(client: &mut Client, id: &str, topo: &Value) -> Result<(), String> {
+    let body = json!({"type": "topology", "topology": topo});
+    let reply = client
+        .call(id, object(body), TOPOLOGY_TIMEOUT)
+        .await
+        .map_err(|_| format!("node {id} did not answer the topology message within 5 s"))?
+        .1;
+    let body = reply.as_object().cloned().unwrap_or_default();
+    match schema_problem("topology_ok", &body) {
+        None => Ok(()),
+        Some(problem) => Err(format!(
+            "node {id} answered topology with a malformed reply {reply}: {problem}"
+        )),
+    }
+}
+
+fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Spec 5: alternating start/stop partition operations with a global
+/// stagger of mean `interval`, the first start at test time ~0, until the
+/// time limit. Each takes a slot in the worker rotation.
+async fn run_nemesis(
+    ctx: &WorkerContext,
+    picker: &Mutex<WorkerPicker>,
+    nodes: &[String],
+    interval: Duration,
+    time_limit: Duration,
+    mut rng: StdRng,
+) {
+    let end = ctx.recorder.t0() + time_limit;
+    let mut next_at = ctx.recorder.t0();
+    let mut starting = true;
+    while next_at < end {
+        tokio::time::sleep_until(next_at.into()).await;
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        picker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .dispatched();
+        if starting {
+            let spec = nemesis::random_spec(&mut rng);
+            let invoke_value = json!(spec.name());
+            ctx.recorder.record(
+                EventType::Info,
+                Process::Nemesis,
+                "start-partition",
+                invoke_value,
+                false,
+                None,
+            );
+            let grudge = nemesis::grudge(spec, nodes, &mut rng);
+            ctx.net.partition(&grudge);
+            ctx.recorder.record(
+                EventType::Info,
+                Process::Nemesis,
+                "start-partition",
+                nemesis::isolated_value(&grudge),
+                false,
+                None,
+            );
+        } else {
+            stop_partition(ctx);
+        }
+        starting = !starting;
+        next_at = now + stagger_gap(interval, &mut rng);
+    }
+}
+
+fn stop_partition(ctx: &WorkerContext) {
+    ctx.recorder.record(
+        EventType::Info,
+        Process::Nemesis,
+        "stop-partition",
+        Value::Null,
+        false,
+        None,
+    );
+    ctx.net.heal();
+    ctx.recorder.record(
+        EventType::Info,
+        Process::Nemesis,
+        "stop-partition",
+        json!("network-healed"),
+        false,
+        None,
+    );
+}
+
+/// CPU time of the harness and of its (reaped) node processes, in seconds.
+struct CpuUse {
+    harness: f64,
+    nodes: f64,
+}
+
+fn cpu_seconds() -> CpuUse {
+    fn of(who: libc::c_int) -> f64 {
+        // SAFETY: getrusage only writes into the struct we own; a zeroed
+        // rusage is a valid value of that plain C struct.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(who, &mut usage);
+            usage
+        };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        secs(usage.ru_utime) + secs(usage.ru_stime)
+    }
+    CpuUse {
+        harness: of(libc::RUSAGE_SELF),
+        nodes: of(libc::RUSAGE_CHILDREN),
+    }
+}
+
+/// The short stdout summary.
+pub fn summary(config: &TestConfig, results: &Results, run_dir: &Path) -> String {
+    let w = results.workload();
+    let mut out = String::new();
+    let valid = match results.valid() {
+        Validity::True => "true",
+        Validity::False => "false",
+        Validity::Unknown => ":unknown",
+    };
+    out.push_str(&format!("valid?              {valid}\n"));
+    out.push_str(&format!("lost                {}\n", w.lost.len()));
+    let quantiles = w.stable_latencies.map_or("none".to_string(), |q| {
+        q.points()
+            .iter()
+            .map(|(p, v)| format!("{p}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    out.push_str(&format!("stable latency (ms) {quantiles}\n"));
+    let per_op = results
+        .net()
+        .servers
+        .msgs_per_op
+        .map_or("n/a".to_string(), |x| format!("{x}"));
+    out.push_str(&format!("servers msgs-per-op {per_op}\n"));
+    if let Some(h) = results.harness() {
+        if let Some(l) = h.delivery_lateness_ms {
+            out.push_str(&format!(
+                "harness lateness    p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms\n",
+                l.p50, l.p99, l.max
+            ));
+            if l.p99 > LATENESS_WARN_P99_MS {
+                out.push_str(
+                    "WARNING: deliveries ran late; this machine is overloaded and the run's latency figures are distorted\n",
+                );
+            }
+        }
+        out.push_str(&format!(
+            "harness cpu         {:.2} s over {:.1} s wall (seed {})\n",
+            h.cpu_seconds.unwrap_or(0.0),
+            h.wall_seconds,
+            config.seed
+        ));
+        if h.malformed_lines > 0 {
+            out.push_str(&format!(
+                "WARNING: nodes wrote {} stdout line(s) that were not valid messages; see jepsen.log\n",
+                h.malformed_lines
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "results             {}\n",
+        run_dir.join("results.edn").display()
+    ));
+    out.push_str(match results.valid() {
+        Validity::True => "Everything looks good! ヽ(‘ー`)ノ\n",
+        Validity::False => "Analysis invalid! (ﾉಥ益ಥ）ﾉ ┻━┻\n",
+        Validity::Unknown => "Errors occurred during analysis, but no anomalies found. ಠ~ಠ\n",
+    });
+    out
+}
+
+/// The command-line spelling of an option value.
+fn value_name<V: clap::ValueEnum>(v: V) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
