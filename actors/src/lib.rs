@@ -6,3 +6,6 @@
 //!   acknowledges them.
 pub mod digest;
 pub mod protocol;
+pub mod link;
+#[cfg(test)]
+mod testkit;
