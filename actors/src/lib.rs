@@ -9,3 +9,5 @@ pub mod protocol;
 pub mod link;
 #[cfg(test)]
 mod testkit;
+pub mod config;
+pub mod overlay;

@@ -229,6 +229,7 @@ pub struct Link {
     in_flight: BTreeMap<ItemKey, InFlight>,
     timer: RetransmitTimer,
     one_way: OneWayDelay,
+    last_sent_at: Option<u64>,
     sent_msgs: u64,
     resent_items: u64,
     received_msgs: u64,
@@ -249,6 +250,7 @@ impl Link {
             in_flight: BTreeMap::new(),
             timer,
             one_way: OneWayDelay::default(),
+            last_sent_at: None,
             sent_msgs: 0,
             resent_items: 0,
             received_msgs: 0,
@@ -381,6 +383,7 @@ impl Link {
             }
         }
         self.digest_owed_since = None;
+        self.last_sent_at = Some(now);
         self.sent_msgs += 1;
         self.resent_items += resent;
         Some(Gossip {
@@ -414,8 +417,14 @@ impl Link {
         due.map(|t| self.align(t))
     }
 
-    /// The phase of this link's rounds, when it has rounds.
+    /// When a message due at `t` may go: at once, or at the first round
+    /// instant after it that has not had its message yet.
     fn align(&self, t: u64) -> u64 {
+        let t_after_last = t.max(self.last_sent_at.map_or(0, |last| last + 1));
+        let t = match self.policy.flush {
+            Flush::Immediate => return t,
+            _ => t_after_last,
+        };
         match self.policy.flush {
             Flush::Immediate => t,
             Flush::Aligned {

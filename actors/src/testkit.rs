@@ -42,8 +42,8 @@ pub struct Cluster {
     pub now: u64,
     pub latency_ms: u64,
     pub in_transit: Vec<Transit>,
-    /// Every message ever sent, per (from, to).
-    pub sent: BTreeMap<(String, String), u64>,
+    /// Every message ever sent, in order.
+    pub log: Vec<Transit>,
     /// Per (receiver, sender): everything the sender showed it holds.
     acked: BTreeMap<(String, String), Digest>,
     pub violations: Vec<ResentAfterAck>,
@@ -83,7 +83,7 @@ impl Cluster {
             now: start_ms,
             latency_ms,
             in_transit: Vec::new(),
-            sent: BTreeMap::new(),
+            log: Vec::new(),
             acked: BTreeMap::new(),
             violations: Vec::new(),
         }
@@ -158,13 +158,14 @@ impl Cluster {
                         });
                     }
                 }
-                *self.sent.entry((id.clone(), peer.clone())).or_default() += 1;
-                self.in_transit.push(Transit {
+                let transit = Transit {
                     from: id.clone(),
                     to: peer.clone(),
                     at: now + latency,
                     msg,
-                });
+                };
+                self.log.push(transit.clone());
+                self.in_transit.push(transit);
             }
         }
     }
@@ -223,8 +224,12 @@ impl Cluster {
             .all(|n| n.values == all && n.links.values().all(Link::is_idle))
     }
 
-    #[allow(dead_code)]
-    pub fn total_sent(&self) -> u64 {
-        self.sent.values().sum()
+    /// How many messages went from each node to each peer.
+    pub fn sent_counts(&self) -> BTreeMap<(String, String), u64> {
+        let mut counts = BTreeMap::new();
+        for t in &self.log {
+            *counts.entry((t.from.clone(), t.to.clone())).or_default() += 1;
+        }
+        counts
     }
 }
