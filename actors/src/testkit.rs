@@ -8,6 +8,8 @@ use crate::link::{Link, LinkPolicy};
 use crate::protocol::Gossip;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use actix::prelude::*;
+use std::marker::PhantomData;
 
 /// A message on the simulated network.
 #[derive(Debug, Clone)]
@@ -232,4 +234,51 @@ impl Cluster {
         }
         counts
     }
+}
+
+/// An actor that records every `M` it receives, for actor-level tests.
+pub struct Recorder<M> {
+    got: Vec<M>,
+}
+
+impl<M: Unpin + 'static> Actor for Recorder<M> {
+    type Context = Context<Self>;
+}
+
+impl<M> Handler<M> for Recorder<M>
+where
+    M: Message<Result = ()> + Unpin + 'static,
+{
+    type Result = ();
+
+    fn handle(&mut self, msg: M, _ctx: &mut Self::Context) {
+        self.got.push(msg);
+    }
+}
+
+/// Asks a [`Recorder`] for what it got so far (and clears it).
+pub struct Take<M>(PhantomData<M>);
+
+impl<M: 'static> Message for Take<M> {
+    type Result = Vec<M>;
+}
+
+impl<M> Handler<Take<M>> for Recorder<M>
+where
+    M: Unpin + 'static,
+{
+    type Result = MessageResult<Take<M>>;
+
+    fn handle(&mut self, _: Take<M>, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(std::mem::take(&mut self.got))
+    }
+}
+
+pub fn recorder<M: Unpin + 'static>() -> Addr<Recorder<M>> {
+    Recorder { got: Vec::new() }.start()
+}
+
+/// Everything the recorder got up to now (messages sent before this call).
+pub async fn take<M: Unpin + Send + 'static>(rec: &Addr<Recorder<M>>) -> Vec<M> {
+    rec.send(Take(PhantomData)).await.expect("recorder alive")
 }
