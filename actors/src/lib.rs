@@ -61,6 +61,7 @@ where
         config.max_line_bytes,
         Routes {
             init: topology.clone().recipient(),
+            joined: store.clone().recipient(),
             topology: topology.clone().recipient(),
             broadcast: store.clone().recipient(),
             read: store.clone().recipient(),
@@ -76,7 +77,6 @@ where
         clock,
         TopologyPeers {
             out: writer.recipient(),
-            joined: store.clone().recipient(),
             merge: store.clone().recipient(),
             watchers: vec![store.recipient(), reader.recipient()],
         },

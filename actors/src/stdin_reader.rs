@@ -6,7 +6,7 @@
 
 use crate::neighbor::PeerGossip;
 use crate::protocol::{parse_line, Request, ReplyTo};
-use crate::store::{ClientBroadcast, ClientRead, Merge};
+use crate::store::{ClientBroadcast, ClientRead, Joined, Merge};
 use crate::stdout_writer::{Outbound, Shutdown};
 use crate::topology::{InitRequest, LinksChanged, TopologyRequest};
 use actix::prelude::*;
@@ -67,6 +67,9 @@ impl Decoder for InputLines {
 /// Where each kind of input goes.
 pub struct Routes {
     pub init: Recipient<InitRequest>,
+    /// The store learns the node id from `init` straight from the reader, so
+    /// that every request read after `init` finds it set.
+    pub joined: Recipient<Joined>,
     pub topology: Recipient<TopologyRequest>,
     pub broadcast: Recipient<ClientBroadcast>,
     pub read: Recipient<ClientRead>,
@@ -110,11 +113,16 @@ impl<R: AsyncRead + Unpin + 'static> StdinReader<R> {
             msg_id,
         };
         match envelope.body {
-            Request::Init(b) => self.routes.init.do_send(InitRequest {
-                reply_to: reply_to(b.msg_id),
-                node_id: b.node_id,
-                node_ids: b.node_ids,
-            }),
+            Request::Init(b) => {
+                self.routes.joined.do_send(Joined {
+                    node_id: b.node_id.clone(),
+                });
+                self.routes.init.do_send(InitRequest {
+                    reply_to: reply_to(b.msg_id),
+                    node_id: b.node_id,
+                    node_ids: b.node_ids,
+                })
+            }
             Request::Topology(b) => self.routes.topology.do_send(TopologyRequest {
                 reply_to: reply_to(b.msg_id),
                 topology: b.topology,
@@ -196,5 +204,174 @@ impl<R: AsyncRead + Unpin + 'static> Handler<LinksChanged> for StdinReader<R> {
         for link in msg.added {
             self.links.insert(link.peer, link.gossip);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::{Digest, Item};
+    use crate::protocol::{Gossip, OutBody};
+    use crate::testkit::{recorder, take, Recorder};
+    use crate::topology::LinkHandle;
+    use tokio::io::AsyncWriteExt;
+
+    struct Rig {
+        init: Addr<Recorder<InitRequest>>,
+        joined: Addr<Recorder<Joined>>,
+        topology: Addr<Recorder<TopologyRequest>>,
+        broadcast: Addr<Recorder<ClientBroadcast>>,
+        read: Addr<Recorder<ClientRead>>,
+        merge: Addr<Recorder<Merge>>,
+        out: Addr<Recorder<Outbound>>,
+        drain: Addr<Recorder<Drain>>,
+        shutdown: Addr<Recorder<Shutdown>>,
+        link_n1: Addr<Recorder<PeerGossip>>,
+    }
+
+    /// Feeds `input` (then EOF) to a reader whose routes are recorders; the
+    /// reader knows a link to n1.
+    async fn feed(input: &[u8], max_line_bytes: usize) -> Rig {
+        tokio::time::pause();
+        let rig = Rig {
+            init: recorder(),
+            joined: recorder(),
+            topology: recorder(),
+            broadcast: recorder(),
+            read: recorder(),
+            merge: recorder(),
+            out: recorder(),
+            drain: recorder(),
+            shutdown: recorder(),
+            link_n1: recorder(),
+        };
+        let (mut tx, rx) = tokio::io::duplex(1 << 16);
+        let reader = StdinReader::new(
+            rx,
+            max_line_bytes,
+            Routes {
+                init: rig.init.clone().recipient(),
+                joined: rig.joined.clone().recipient(),
+                topology: rig.topology.clone().recipient(),
+                broadcast: rig.broadcast.clone().recipient(),
+                read: rig.read.clone().recipient(),
+                merge: rig.merge.clone().recipient(),
+                out: rig.out.clone().recipient(),
+                drain: vec![rig.drain.clone().recipient()],
+                shutdown: rig.shutdown.clone().recipient(),
+            },
+        )
+        .start();
+        reader
+            .send(LinksChanged {
+                added: vec![LinkHandle {
+                    peer: "n1".into(),
+                    updates: recorder::<crate::neighbor::LocalUpdate>().recipient(),
+                    gossip: rig.link_n1.clone().recipient(),
+                }],
+                removed: vec![],
+            })
+            .await
+            .unwrap();
+        tx.write_all(input).await.unwrap();
+        drop(tx);
+        // Paused time only moves once every actor is idle: after this, the
+        // input has been read to its end.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        rig
+    }
+
+    fn gossip_line(src: &str, items: &str) -> String {
+        format!(
+            r#"{{"src":"{src}","dest":"n0","body":{{"type":"gossip","items":{items},"have":{{}},"ts":5}}}}"#
+        )
+    }
+
+    #[actix::test]
+    async fn routes_each_type_to_its_owner() {
+        let input = [
+            r#"{"id":1,"src":"c0","dest":"n0","body":{"type":"init","msg_id":1,"node_id":"n0","node_ids":["n0","n1"]}}"#.to_string(),
+            r#"{"src":"c1","dest":"n0","body":{"type":"topology","msg_id":1,"topology":{"n0":["n1"]}}}"#.into(),
+            r#"{"src":"c2","dest":"n0","body":{"type":"broadcast","msg_id":3,"message":17}}"#.into(),
+            r#"{"src":"c2","dest":"n0","body":{"type":"read","msg_id":4}}"#.into(),
+            gossip_line("n1", r#"[["n1",1,5]]"#),
+            gossip_line("n7", r#"[["n7",1,6]]"#),
+            gossip_line("n8", "[]"),
+        ]
+        .join("\n");
+        let rig = feed(input.as_bytes(), 4096).await;
+        let init = take(&rig.init).await;
+        assert_eq!(init.len(), 1);
+        assert_eq!(init[0].node_ids, ["n0", "n1"]);
+        assert_eq!(
+            init[0].reply_to,
+            ReplyTo {
+                client: "c0".into(),
+                node: "n0".into(),
+                msg_id: 1
+            }
+        );
+        assert_eq!(take(&rig.joined).await[0].node_id, "n0");
+        assert_eq!(take(&rig.topology).await[0].topology["n0"], ["n1"]);
+        let b = take(&rig.broadcast).await;
+        assert_eq!((b[0].value, b[0].reply_to.msg_id), (17, 3));
+        assert_eq!(take(&rig.read).await[0].reply_to.msg_id, 4);
+        let via_link = take(&rig.link_n1).await;
+        assert_eq!(
+            via_link[0].0,
+            Gossip {
+                items: vec![Item::new("n1", 1, 5)],
+                digest: Digest::default(),
+                ts: 5
+            }
+        );
+        let merged = take(&rig.merge).await;
+        assert_eq!(merged.len(), 1, "an empty digest from an unlinked peer is dropped");
+        assert_eq!(merged[0].from, "n7");
+        assert!(take(&rig.out).await.is_empty());
+        assert_eq!(take(&rig.drain).await.len(), 1);
+        assert_eq!(take(&rig.shutdown).await.len(), 1);
+    }
+
+    #[actix::test]
+    async fn answers_bad_input_and_keeps_going() {
+        let mut input = Vec::new();
+        for line in [
+            "this is not json",
+            r#"{"src":"c1","dest":"n0","body":{"type":"cas","msg_id":7}}"#,
+            r#"{"src":"c1","dest":"n0","body":{"type":"broadcast","msg_id":8,"message":1.5}}"#,
+            r#"{"src":"c1","dest":"n0","body":{"type":"broadcast","msg_id":9}}"#,
+            r#"{"src":"c1","dest":"n0","body":"hello"}"#,
+            r#"{"src":"c1","dest":"n0","body":{"type":"read"}}"#,
+        ] {
+            input.extend_from_slice(line.as_bytes());
+            input.push(b'\n');
+        }
+        input.extend_from_slice(&[b'x'; 300]);
+        input.push(b'\n');
+        input.extend_from_slice(b"{\"src\":\"c1\",\xff}\n");
+        input.extend_from_slice(br#"{"src":"c1","dest":"n0","body":{"type":"read","msg_id":10}}"#);
+        let rig = feed(&input, 256).await;
+        let replies: Vec<(String, OutBody)> = take(&rig.out)
+            .await
+            .into_iter()
+            .map(|o| {
+                assert_eq!(o.src, "n0");
+                (o.dest, o.body)
+            })
+            .collect();
+        let codes: Vec<(u64, u16)> = replies
+            .iter()
+            .map(|(dest, body)| match body {
+                OutBody::Error {
+                    in_reply_to, code, ..
+                } if dest == "c1" => (*in_reply_to, *code),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(codes, [(7, 10), (8, 12), (9, 12)]);
+        // The last line has no newline before EOF and is still served.
+        assert_eq!(take(&rig.read).await[0].reply_to.msg_id, 10);
+        assert_eq!(take(&rig.shutdown).await.len(), 1);
     }
 }

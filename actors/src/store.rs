@@ -107,9 +107,10 @@ impl Actor for MessageStore {
 impl Handler<Joined> for MessageStore {
     type Result = ();
 
-    /// Records the node id used as origin of this node's items.
+    /// Records the node id used as origin of this node's items (the first
+    /// one stays: the topology manager refuses a second `init` as another id).
     fn handle(&mut self, msg: Joined, _ctx: &mut Self::Context) {
-        self.node_id = Some(msg.node_id);
+        self.node_id.get_or_insert(msg.node_id);
     }
 }
 

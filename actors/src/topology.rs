@@ -10,7 +10,7 @@ use crate::neighbor::{LocalUpdate, NeighborGossip, NeighborSetup, PeerGossip, St
 use crate::overlay;
 use crate::protocol::{OutBody, ReplyTo, MALFORMED_REQUEST};
 use crate::stdin_reader::Drain;
-use crate::store::{Joined, Merge};
+use crate::store::Merge;
 use crate::stdout_writer::Outbound;
 use actix::prelude::*;
 use std::collections::BTreeMap;
@@ -51,7 +51,6 @@ pub struct LinksChanged {
 /// Whom the TopologyManager talks to.
 pub struct TopologyPeers {
     pub out: Recipient<Outbound>,
-    pub joined: Recipient<Joined>,
     /// Where new links send merged items (the store).
     pub merge: Recipient<Merge>,
     /// Who must know the links (the store and the stdin reader).
@@ -170,9 +169,6 @@ impl Handler<InitRequest> for TopologyManager {
         if !msg.node_ids.contains(&msg.node_id) {
             log::warn!("init: {} is not among node_ids; no links", msg.node_id);
         }
-        self.peers.joined.do_send(Joined {
-            node_id: msg.node_id.clone(),
-        });
         self.cluster = Some((msg.node_id, msg.node_ids));
         self.replan();
         self.reply(&msg.reply_to, OutBody::InitOk { in_reply_to });
@@ -213,7 +209,6 @@ mod tests {
     struct Rig {
         topology: Addr<TopologyManager>,
         out: Addr<Recorder<Outbound>>,
-        joined: Addr<Recorder<Joined>>,
         watcher: Addr<Recorder<LinksChanged>>,
     }
 
@@ -221,7 +216,6 @@ mod tests {
         let mut config = Config::profile(Profile::Default);
         config.gossip.overlay = overlay;
         let out = recorder::<Outbound>();
-        let joined = recorder::<Joined>();
         let merge = recorder::<Merge>();
         let watcher = recorder::<LinksChanged>();
         let topology = TopologyManager::new(
@@ -229,7 +223,6 @@ mod tests {
             Clock::starting_at(0),
             TopologyPeers {
                 out: out.clone().recipient(),
-                joined: joined.clone().recipient(),
                 merge: merge.recipient(),
                 watchers: vec![watcher.clone().recipient()],
             },
@@ -238,7 +231,6 @@ mod tests {
         Rig {
             topology,
             out,
-            joined,
             watcher,
         }
     }
@@ -295,7 +287,6 @@ mod tests {
                 OutBody::TopologyOk { in_reply_to: 2 }
             ]
         );
-        assert_eq!(take(&rig.joined).await[0].node_id, "n1");
         // tree:2 over n0..n4: n1's parent is n0, its children n3 and n4.
         let changes = take(&rig.watcher).await;
         assert_eq!(
