@@ -241,7 +241,15 @@ mod tests {
 
     #[test]
     fn knobs_override_the_profile() {
-        let c = parse(&["--profile", "fast", "--overlay", "tree:4", "--interval-ms", "90"]).unwrap();
+        let c = parse(&[
+            "--profile",
+            "fast",
+            "--overlay",
+            "tree:4",
+            "--interval-ms",
+            "90",
+        ])
+        .unwrap();
         assert_eq!(c.gossip.overlay, OverlayKind::Tree(4));
         assert_eq!(c.gossip.interval_ms, 90);
         assert_eq!(
@@ -267,7 +275,10 @@ mod tests {
         ] {
             match parse(args) {
                 Err(NotStarting::Invalid(reason)) => {
-                    assert!(!reason.is_empty() && !reason.contains('\n'), "{args:?}: {reason:?}")
+                    assert!(
+                        !reason.is_empty() && !reason.contains('\n'),
+                        "{args:?}: {reason:?}"
+                    )
                 }
                 other => panic!("{args:?}: {other:?}"),
             }

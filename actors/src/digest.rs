@@ -136,10 +136,7 @@ mod tests {
     #[test]
     fn item_is_a_json_triple() {
         let item = Item::new("n3", 7, -1234);
-        assert_eq!(
-            serde_json::to_string(&item).unwrap(),
-            r#"["n3",7,-1234]"#
-        );
+        assert_eq!(serde_json::to_string(&item).unwrap(), r#"["n3",7,-1234]"#);
         let back: Item = serde_json::from_str(r#"["n3",7,-1234]"#).unwrap();
         assert_eq!(back, item);
     }

@@ -31,9 +31,9 @@ pub mod protocol;
 pub mod stdin_reader;
 pub mod stdout_writer;
 pub mod store;
-pub mod topology;
 #[cfg(test)]
 mod testkit;
+pub mod topology;
 
 use actix::prelude::*;
 use clock::Clock;

@@ -150,7 +150,10 @@ impl RetransmitTimer {
             None => self.bounds.initial_ms,
             Some((srtt, rttvar)) => (srtt + 4.0 * rttvar).ceil() as u64,
         };
-        raw.clamp(self.bounds.min_ms, self.bounds.max_ms.max(self.bounds.min_ms))
+        raw.clamp(
+            self.bounds.min_ms,
+            self.bounds.max_ms.max(self.bounds.min_ms),
+        )
     }
 
     fn rto(&self) -> u64 {
@@ -436,10 +439,7 @@ impl Link {
                 peer_phase_ms,
                 linger_ms,
             } => {
-                let one_way = self
-                    .one_way
-                    .median()
-                    .unwrap_or(self.policy.latency_hint_ms);
+                let one_way = self.one_way.median().unwrap_or(self.policy.latency_hint_ms);
                 align_up(t, interval_ms, peer_phase_ms + one_way + linger_ms)
             }
         }
@@ -555,7 +555,10 @@ mod tests {
         // The batch is lost; the retransmission comes after the initial RTO.
         assert_eq!(link.next_deadline(), Some(300));
         assert!(link.poll(299).is_none());
-        assert_eq!(link.poll(300).expect("retransmission").items, vec![a.clone()]);
+        assert_eq!(
+            link.poll(300).expect("retransmission").items,
+            vec![a.clone()]
+        );
         // Backoff doubled the timeout.
         assert_eq!(link.next_deadline(), Some(900));
         assert_eq!(link.stats(900).resent_items, 1);
@@ -601,7 +604,11 @@ mod tests {
         assert_eq!(link.next_deadline(), Some(60));
         // ...but a batch of our own goes first and carries it.
         let mine = Item::new("n0", 1, 6);
-        link.on_local_update(20, &[mine.clone()], digest_of(&[theirs.clone(), mine.clone()]));
+        link.on_local_update(
+            20,
+            &[mine.clone()],
+            digest_of(&[theirs.clone(), mine.clone()]),
+        );
         let msg = link.poll(20).expect("batch");
         assert_eq!(msg.items, vec![mine.clone()]);
         assert!(msg.digest.covers("n1", 1), "ack piggybacked");

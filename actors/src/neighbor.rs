@@ -11,8 +11,8 @@ use crate::clock::Clock;
 use crate::digest::{Digest, Item};
 use crate::link::{Link, LinkPolicy, LinkStats};
 use crate::protocol::{Gossip, OutBody};
-use crate::store::Merge;
 use crate::stdout_writer::Outbound;
+use crate::store::Merge;
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -260,13 +260,20 @@ mod tests {
         sleep(Duration::from_millis(20)).await;
         rig.gossip.do_send(update(&[&a, &b]));
         sleep(Duration::from_millis(20)).await;
-        assert!(sent(&rig).await.is_empty(), "nothing before the round instant");
+        assert!(
+            sent(&rig).await.is_empty(),
+            "nothing before the round instant"
+        );
         sleep(Duration::from_millis(20)).await;
         let msgs = sent(&rig).await;
         assert_eq!(msgs.len(), 1);
         assert_eq!(msgs[0].items, [a, b]);
         // tokio's timer wheel has millisecond ticks and never fires early.
-        assert!((1_000_100..=1_000_101).contains(&msgs[0].ts), "{}", msgs[0].ts);
+        assert!(
+            (1_000_100..=1_000_101).contains(&msgs[0].ts),
+            "{}",
+            msgs[0].ts
+        );
     }
 
     #[actix::test]
@@ -291,7 +298,10 @@ mod tests {
         }));
         sleep(Duration::from_secs(60)).await;
         assert!(sent(&rig).await.is_empty());
-        assert!(take(&rig.store).await.is_empty(), "a digest-only message has no items to merge");
+        assert!(
+            take(&rig.store).await.is_empty(),
+            "a digest-only message has no items to merge"
+        );
     }
 
     #[actix::test]
@@ -306,7 +316,10 @@ mod tests {
         sleep(Duration::from_millis(1)).await;
         let merged = take(&rig.store).await;
         assert_eq!(merged.len(), 1);
-        assert_eq!((merged[0].from.as_str(), merged[0].items.clone()), ("n1", vec![theirs.clone()]));
+        assert_eq!(
+            (merged[0].from.as_str(), merged[0].items.clone()),
+            ("n1", vec![theirs.clone()])
+        );
         // The store took it (digest only: it came from this peer), then a
         // client value of ours arrives within the ack delay.
         rig.gossip.do_send(LocalUpdate {

@@ -156,9 +156,15 @@ mod tests {
         assert!(peers("n0", 1, OverlayKind::Star).is_empty());
         assert!(peers("n9", 4, OverlayKind::Star).is_empty());
         let hub = plan("n0", &ids(3), None, &cfg(OverlayKind::Star));
-        assert!(matches!(hub[0].1.flush, Flush::AfterPeer { linger_ms: 10, .. }));
+        assert!(matches!(
+            hub[0].1.flush,
+            Flush::AfterPeer { linger_ms: 10, .. }
+        ));
         let leaf = plan("n1", &ids(3), None, &cfg(OverlayKind::Star));
-        assert!(matches!(leaf[0].1.flush, Flush::Aligned { phase_ms: 0, .. }));
+        assert!(matches!(
+            leaf[0].1.flush,
+            Flush::Aligned { phase_ms: 0, .. }
+        ));
         assert!(leaf[0].1.reliable && leaf[0].1.eager == Eager::All);
     }
 
@@ -295,7 +301,12 @@ mod tests {
         assert_eq!(repairs.len(), 3, "one repair per leaf that lacked it");
         let grace = c0.ack_delay_ms + 2 * c0.latency_hint_ms + c0.min_rto_ms;
         for r in repairs {
-            assert_eq!(r.msg.ts, sent_at + 100 + grace, "{} repaired at the grace", r.to);
+            assert_eq!(
+                r.msg.ts,
+                sent_at + 100 + grace,
+                "{} repaired at the grace",
+                r.to
+            );
         }
     }
 

@@ -435,14 +435,25 @@ mod tests {
         };
         let (to, body) = unknown.error_reply().unwrap();
         assert_eq!(to, reply_to(4).unwrap());
-        assert!(matches!(body, OutBody::Error { code: 10, in_reply_to: 4, .. }));
+        assert!(matches!(
+            body,
+            OutBody::Error {
+                code: 10,
+                in_reply_to: 4,
+                ..
+            }
+        ));
         let malformed = BadInput::Malformed {
             reason: "r".into(),
             reply_to: reply_to(5),
         };
         assert!(matches!(
             malformed.error_reply().unwrap().1,
-            OutBody::Error { code: 12, in_reply_to: 5, .. }
+            OutBody::Error {
+                code: 12,
+                in_reply_to: 5,
+                ..
+            }
         ));
         let no_id = BadInput::Malformed {
             reason: "r".into(),

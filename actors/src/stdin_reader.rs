@@ -5,9 +5,9 @@
 //! answered everything, then tells the writer to flush and stop.
 
 use crate::neighbor::PeerGossip;
-use crate::protocol::{parse_line, Request, ReplyTo};
-use crate::store::{ClientBroadcast, ClientRead, Joined, Merge};
+use crate::protocol::{parse_line, ReplyTo, Request};
 use crate::stdout_writer::{Outbound, Shutdown};
+use crate::store::{ClientBroadcast, ClientRead, Joined, Merge};
 use crate::topology::{InitRequest, LinksChanged, TopologyRequest};
 use actix::prelude::*;
 use bytes::BytesMut;
@@ -170,7 +170,9 @@ impl<R: AsyncRead + Unpin + 'static> StreamHandler<io::Result<InputLine>> for St
     fn handle(&mut self, item: io::Result<InputLine>, _ctx: &mut Self::Context) {
         match item {
             Ok(InputLine::Text(line)) => self.route(&line),
-            Ok(InputLine::TooLong) => log::warn!("bad input: line longer than the maximum; skipped"),
+            Ok(InputLine::TooLong) => {
+                log::warn!("bad input: line longer than the maximum; skipped")
+            }
             Ok(InputLine::NotUtf8) => log::warn!("bad input: line is not UTF-8; skipped"),
             Err(e) => log::error!("reading stdin failed: {e}"),
         }
@@ -326,7 +328,11 @@ mod tests {
             }
         );
         let merged = take(&rig.merge).await;
-        assert_eq!(merged.len(), 1, "an empty digest from an unlinked peer is dropped");
+        assert_eq!(
+            merged.len(),
+            1,
+            "an empty digest from an unlinked peer is dropped"
+        );
         assert_eq!(merged[0].from, "n7");
         assert!(take(&rig.out).await.is_empty());
         assert_eq!(take(&rig.drain).await.len(), 1);

@@ -107,7 +107,10 @@ mod tests {
         };
         let count = 200;
         for i in 0..count {
-            writer.do_send(Outbound::reply(&to(i), OutBody::BroadcastOk { in_reply_to: i }));
+            writer.do_send(Outbound::reply(
+                &to(i),
+                OutBody::BroadcastOk { in_reply_to: i },
+            ));
             writer.do_send(Outbound {
                 src: "n0".into(),
                 dest: "n1".into(),
@@ -126,7 +129,11 @@ mod tests {
         while let Some(line) = lines.next_line().await.unwrap() {
             got.push(line);
         }
-        assert_eq!(got.len(), 2 * count as usize, "everything flushed before close");
+        assert_eq!(
+            got.len(),
+            2 * count as usize,
+            "everything flushed before close"
+        );
         for i in 0..count {
             assert_eq!(
                 got[2 * i as usize],

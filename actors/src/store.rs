@@ -45,8 +45,9 @@ pub struct Merge {
 
 pub struct MessageStore {
     node_id: Option<String>,
-    /// Every item held, in arrival order (what a new link starts with).
-    items: Vec<Item>,
+    /// Every item held, in arrival order, with the peer it came from (what a
+    /// new link starts with: all but its peer's own contributions).
+    items: Vec<(Item, Option<String>)>,
     /// Index of `items` by (origin, seq), shared with the links.
     digest: Arc<Digest>,
     /// Index of `items` by value: the answer to a read, and how a value
@@ -68,13 +69,14 @@ impl MessageStore {
         }
     }
 
-    /// Takes the items not held yet; returns them.
-    fn absorb(&mut self, items: impl IntoIterator<Item = Item>) -> Vec<Item> {
+    /// Takes the items not held yet (from `source`, or from a client when
+    /// `None`); returns them.
+    fn absorb(&mut self, items: impl IntoIterator<Item = Item>, source: Option<&str>) -> Vec<Item> {
         let mut fresh = Vec::new();
         for item in items {
             if Arc::make_mut(&mut self.digest).insert(&item.origin, item.seq) {
                 self.values.insert(item.value);
-                self.items.push(item.clone());
+                self.items.push((item.clone(), source.map(str::to_string)));
                 fresh.push(item);
             }
         }
@@ -133,7 +135,7 @@ impl Handler<ClientBroadcast> for MessageStore {
         };
         if !self.values.contains(&msg.value) {
             let seq = self.digest.high_water(&me) + 1;
-            let fresh = self.absorb([Item::new(me, seq, msg.value)]);
+            let fresh = self.absorb([Item::new(me, seq, msg.value)], None);
             self.publish(fresh, None);
         }
         self.out.do_send(Outbound::reply(
@@ -165,7 +167,7 @@ impl Handler<Merge> for MessageStore {
 
     /// Takes a peer's items and publishes the new ones.
     fn handle(&mut self, msg: Merge, _ctx: &mut Self::Context) {
-        let fresh = self.absorb(msg.items);
+        let fresh = self.absorb(msg.items, Some(&msg.from));
         if !fresh.is_empty() {
             self.publish(fresh, Some(&msg.from));
         }
@@ -175,15 +177,21 @@ impl Handler<Merge> for MessageStore {
 impl Handler<LinksChanged> for MessageStore {
     type Result = ();
 
-    /// Forgets removed links; starts each added one with every item held.
+    /// Forgets removed links; starts each added one with every item held
+    /// except those its peer sent.
     fn handle(&mut self, msg: LinksChanged, _ctx: &mut Self::Context) {
         for peer in &msg.removed {
             self.links.remove(peer);
         }
-        let everything: Arc<[Item]> = self.items.clone().into();
         for link in msg.added {
+            let items: Arc<[Item]> = self
+                .items
+                .iter()
+                .filter(|(_, from)| from.as_deref() != Some(link.peer.as_str()))
+                .map(|(item, _)| item.clone())
+                .collect();
             link.updates.do_send(LocalUpdate {
-                items: everything.clone(),
+                items,
                 digest: self.digest.clone(),
             });
             self.links.insert(link.peer, link.updates);
@@ -316,10 +324,7 @@ mod tests {
             "the source link gets the digest change, not its own items"
         );
         assert!(source[0].digest.covers("n1", 1));
-        assert_eq!(
-            rig.items_sent_to("n2").await,
-            [vec![a.clone()], vec![]]
-        );
+        assert_eq!(rig.items_sent_to("n2").await, [vec![a.clone()], vec![]]);
         assert_eq!(rig.items_sent_to("n3").await, [vec![a], vec![b]]);
         rig.store.do_send(ClientRead {
             reply_to: reply_to(4),
@@ -380,5 +385,19 @@ mod tests {
         let seeded = take(&link).await;
         assert_eq!(seeded.len(), 1);
         assert_eq!(seeded[0].items.to_vec(), [Item::new("n4", 1, 99)]);
+        // The link to n4 starts without n4's own item, but with the digest.
+        let n4 = recorder::<LocalUpdate>();
+        store.do_send(LinksChanged {
+            added: vec![LinkHandle {
+                peer: "n4".into(),
+                updates: n4.clone().recipient(),
+                gossip: recorder::<PeerGossip>().recipient(),
+            }],
+            removed: vec![],
+        });
+        store.send(Drain).await.unwrap();
+        let seeded = take(&n4).await;
+        assert!(seeded[0].items.is_empty());
+        assert!(seeded[0].digest.covers("n4", 1));
     }
 }

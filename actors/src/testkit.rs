@@ -6,10 +6,10 @@
 use crate::digest::{Digest, Item};
 use crate::link::{Link, LinkPolicy};
 use crate::protocol::Gossip;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use actix::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// A message on the simulated network.
 #[derive(Debug, Clone)]
@@ -197,9 +197,10 @@ impl Cluster {
                 return;
             }
             self.now = self.now.max(next);
-            let (arrived, rest): (Vec<Transit>, Vec<Transit>) = std::mem::take(&mut self.in_transit)
-                .into_iter()
-                .partition(|t| t.at <= self.now);
+            let (arrived, rest): (Vec<Transit>, Vec<Transit>) =
+                std::mem::take(&mut self.in_transit)
+                    .into_iter()
+                    .partition(|t| t.at <= self.now);
             self.in_transit = rest;
             for t in arrived {
                 if !lose(&t) {

@@ -10,8 +10,8 @@ use crate::neighbor::{LocalUpdate, NeighborGossip, NeighborSetup, PeerGossip, St
 use crate::overlay;
 use crate::protocol::{OutBody, ReplyTo, MALFORMED_REQUEST};
 use crate::stdin_reader::Drain;
-use crate::store::Merge;
 use crate::stdout_writer::Outbound;
+use crate::store::Merge;
 use actix::prelude::*;
 use std::collections::BTreeMap;
 
@@ -303,14 +303,16 @@ mod tests {
         let rig = start(OverlayKind::Offered);
         rig.topology.do_send(init());
         rig.topology.send(Drain).await.unwrap();
-        assert!(take(&rig.watcher).await.is_empty(), "no links before topology");
+        assert!(
+            take(&rig.watcher).await.is_empty(),
+            "no links before topology"
+        );
         rig.topology
             .do_send(topology(&[("n1", &["n0", "n2"]), ("n0", &["n1"])]));
         rig.topology.send(Drain).await.unwrap();
         let first = take(&rig.watcher).await;
         assert_eq!(peers(&first), [(vec!["n0".into(), "n2".into()], vec![])]);
-        rig.topology
-            .do_send(topology(&[("n1", &["n2", "n3"])]));
+        rig.topology.do_send(topology(&[("n1", &["n2", "n3"])]));
         rig.topology.send(Drain).await.unwrap();
         let second = take(&rig.watcher).await;
         assert_eq!(peers(&second), [(vec!["n3".into()], vec!["n0".into()])]);
