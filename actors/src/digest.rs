@@ -189,14 +189,14 @@ mod tests {
             let (mut da, sa) = build(&a)?;
             let (db, sb) = build(&b)?;
             da.merge(&db);
-            for o in 0..3 {
+            for (o, origin) in origins.iter().enumerate() {
                 for s in 1..21 {
                     let want = sa.contains(&(o, s)) || sb.contains(&(o, s));
-                    prop_assert_eq!(da.covers(origins[o], s), want);
+                    prop_assert_eq!(da.covers(origin, s), want);
                 }
-                if let Some(extra) = da.extra.get(origins[o]) {
+                if let Some(extra) = da.extra.get(*origin) {
                     prop_assert!(!extra.is_empty());
-                    prop_assert!(*extra.iter().next().unwrap() > da.high_water(origins[o]) + 1);
+                    prop_assert!(*extra.iter().next().unwrap() > da.high_water(origin) + 1);
                 }
             }
         }

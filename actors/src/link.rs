@@ -533,8 +533,16 @@ mod tests {
         );
         let a = Item::new("n1", 1, 10);
         let b = Item::new("n1", 2, 20);
-        link.on_local_update(1005, &[a.clone()], digest_of(&[a.clone()]));
-        link.on_local_update(1020, &[b.clone()], digest_of(&[a.clone(), b.clone()]));
+        link.on_local_update(
+            1005,
+            std::slice::from_ref(&a),
+            digest_of(std::slice::from_ref(&a)),
+        );
+        link.on_local_update(
+            1020,
+            std::slice::from_ref(&b),
+            digest_of(&[a.clone(), b.clone()]),
+        );
         assert_eq!(link.next_deadline(), Some(1030));
         assert!(link.poll(1029).is_none());
         let msg = link.poll(1030).expect("round flush");
@@ -548,8 +556,8 @@ mod tests {
     fn retransmits_a_dropped_batch_with_backoff_and_stops_once_acknowledged() {
         let mut link = Link::new("n0", "n1", reliable(Flush::Immediate));
         let a = Item::new("n0", 1, 7);
-        let digest = digest_of(&[a.clone()]);
-        link.on_local_update(0, &[a.clone()], digest.clone());
+        let digest = digest_of(std::slice::from_ref(&a));
+        link.on_local_update(0, std::slice::from_ref(&a), digest.clone());
         let first = link.poll(0).expect("sent at once");
         assert_eq!(first.items, vec![a.clone()]);
         // The batch is lost; the retransmission comes after the initial RTO.
@@ -573,14 +581,18 @@ mod tests {
     fn karn_samples_only_single_transmissions_and_sets_the_rto() {
         let mut link = Link::new("n0", "n1", reliable(Flush::Immediate));
         let a = Item::new("n0", 1, 7);
-        link.on_local_update(0, &[a.clone()], digest_of(&[a.clone()]));
+        link.on_local_update(
+            0,
+            std::slice::from_ref(&a),
+            digest_of(std::slice::from_ref(&a)),
+        );
         link.poll(0);
-        link.on_peer_message(200, &ack(&digest_of(&[a.clone()]), 150));
+        link.on_peer_message(200, &ack(&digest_of(std::slice::from_ref(&a)), 150));
         // srtt 200, rttvar 100: rto = 200 + 4*100.
         assert_eq!(link.stats(200).rto_ms, 600);
         let b = Item::new("n0", 2, 8);
         let d2 = digest_of(&[a.clone(), b.clone()]);
-        link.on_local_update(1000, &[b.clone()], d2.clone());
+        link.on_local_update(1000, std::slice::from_ref(&b), d2.clone());
         link.poll(1000);
         link.poll(1600).expect("timeout");
         link.on_peer_message(1700, &ack(&d2, 1650));
@@ -595,18 +607,18 @@ mod tests {
         let theirs = Item::new("n1", 1, 5);
         let peer_msg = Gossip {
             items: vec![theirs.clone()],
-            digest: (*digest_of(&[theirs.clone()])).clone(),
+            digest: (*digest_of(std::slice::from_ref(&theirs))).clone(),
             ts: 0,
         };
         link.on_peer_message(10, &peer_msg);
-        link.on_local_update(10, &[], digest_of(&[theirs.clone()]));
+        link.on_local_update(10, &[], digest_of(std::slice::from_ref(&theirs)));
         // A digest-only acknowledgement is owed after the ack delay...
         assert_eq!(link.next_deadline(), Some(60));
         // ...but a batch of our own goes first and carries it.
         let mine = Item::new("n0", 1, 6);
         link.on_local_update(
             20,
-            &[mine.clone()],
+            std::slice::from_ref(&mine),
             digest_of(&[theirs.clone(), mine.clone()]),
         );
         let msg = link.poll(20).expect("batch");
@@ -620,7 +632,7 @@ mod tests {
     fn a_digest_only_message_acknowledges_when_nothing_else_goes() {
         let mut link = Link::new("n0", "n1", reliable(Flush::Immediate));
         let theirs = Item::new("n1", 1, 5);
-        link.on_local_update(10, &[], digest_of(&[theirs.clone()]));
+        link.on_local_update(10, &[], digest_of(std::slice::from_ref(&theirs)));
         assert!(link.poll(59).is_none());
         let msg = link.poll(60).expect("digest-only ack");
         assert!(msg.items.is_empty() && msg.digest.covers("n1", 1));
@@ -631,8 +643,12 @@ mod tests {
     fn never_sends_what_the_peer_holds() {
         let mut link = Link::new("n0", "n1", reliable(Flush::Immediate));
         let a = Item::new("n2", 1, 1);
-        link.on_peer_message(0, &ack(&digest_of(&[a.clone()]), 0));
-        link.on_local_update(5, &[a.clone()], digest_of(&[a.clone()]));
+        link.on_peer_message(0, &ack(&digest_of(std::slice::from_ref(&a)), 0));
+        link.on_local_update(
+            5,
+            std::slice::from_ref(&a),
+            digest_of(std::slice::from_ref(&a)),
+        );
         let msg = link.poll(55).expect("digest only");
         assert!(msg.items.is_empty());
     }
@@ -646,7 +662,11 @@ mod tests {
         });
         let mut link = Link::new("n0", "n1", policy);
         let a = Item::new("n0", 1, 1);
-        link.on_local_update(5000, &[a.clone()], digest_of(&[a.clone()]));
+        link.on_local_update(
+            5000,
+            std::slice::from_ref(&a),
+            digest_of(std::slice::from_ref(&a)),
+        );
         // No samples yet: the latency hint (100) places the round at +110.
         assert_eq!(link.next_deadline(), Some(5110));
         link.on_peer_message(5040, &ack(&Arc::new(Digest::default()), 5000));
@@ -670,7 +690,7 @@ mod tests {
         assert!(msg.items.is_empty());
         assert_eq!(link.stats(50).lazy, 2);
         // The leaf reports that it got a1 directly from its origin.
-        link.on_peer_message(600, &ack(&digest_of(&[from_a1.clone()]), 600));
+        link.on_peer_message(600, &ack(&digest_of(std::slice::from_ref(&from_a1)), 600));
         assert_eq!(link.next_deadline(), Some(1000));
         let repair = link.poll(1000).expect("repair");
         assert_eq!(repair.items, vec![from_a2.clone()]);

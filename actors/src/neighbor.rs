@@ -289,7 +289,7 @@ mod tests {
         sleep(Duration::from_millis(2)).await;
         let again = sent(&rig).await;
         assert_eq!(again.len(), 1);
-        assert_eq!(again[0].items, [a.clone()]);
+        assert_eq!(again[0].items, std::slice::from_ref(&a));
         // The peer's digest acknowledges it: nothing more, ever.
         rig.gossip.do_send(PeerGossip(Gossip {
             items: vec![],
@@ -332,7 +332,7 @@ mod tests {
         sleep(Duration::from_millis(1)).await;
         let msgs = sent(&rig).await;
         assert_eq!(msgs.len(), 1);
-        assert_eq!(msgs[0].items, [mine.clone()]);
+        assert_eq!(msgs[0].items, std::slice::from_ref(&mine));
         assert!(msgs[0].digest.covers("n1", 1), "the ack rides on the batch");
         // Past the ack delay no separate acknowledgement follows.
         sleep(Duration::from_millis(100)).await;
