@@ -255,3 +255,69 @@ fn help_and_bad_configuration() {
         assert!(stderr.starts_with("broadcast-node: "), "{stderr:?}");
     }
 }
+
+#[test]
+fn backlog_trace_lines_show_an_unacknowledged_value() {
+    // n1 is a star leaf whose hub never answers: its value stays in flight.
+    let mut child = Command::new(NODE)
+        .args(["--interval-ms", "20", "--trace-interval-ms", "100"])
+        .env("RUST_LOG", "warn,backlog=info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for body in [
+        json!({"type":"init","msg_id":1,"node_id":"n1","node_ids":["n0","n1"]}),
+        json!({"type":"broadcast","msg_id":2,"message":7}),
+    ] {
+        let l = json!({"src": "c1", "dest": "n1", "body": body}).to_string() + "\n";
+        stdin.write_all(l.as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(650));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let traces: Vec<BTreeMap<String, String>> = stderr
+        .lines()
+        .filter_map(|l| l.split_once(" INFO backlog "))
+        .map(|(_, fields)| {
+            fields
+                .split(' ')
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').expect("key=value");
+                    (k.to_string(), v.to_string())
+                })
+                .collect()
+        })
+        .collect();
+    assert!(traces.len() >= 3, "a line per 100 ms while busy: {stderr}");
+    let keys: Vec<&str> = traces[0].keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "batches_in_flight",
+            "in_flight",
+            "lazy",
+            "oldest_unacked_ms",
+            "peer",
+            "received_msgs",
+            "resent_items",
+            "rto_ms",
+            "sent_msgs",
+            "waiting"
+        ]
+    );
+    let last = traces.last().unwrap();
+    assert_eq!(last["peer"], "n0");
+    assert_eq!(last["in_flight"], "1");
+    assert_eq!(last["waiting"], "0");
+    let age: u64 = last["oldest_unacked_ms"].parse().unwrap();
+    assert!(
+        age >= 250,
+        "the value has waited since the broadcast: {age}"
+    );
+}

@@ -450,6 +450,11 @@ impl Link {
         self.pending.is_empty() && self.lazy.is_empty() && self.in_flight.is_empty()
     }
 
+    /// Messages sent and received so far on this link.
+    pub fn message_counts(&self) -> (u64, u64) {
+        (self.sent_msgs, self.received_msgs)
+    }
+
     pub fn stats(&self, now: u64) -> LinkStats {
         let oldest = self
             .pending

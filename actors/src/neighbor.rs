@@ -121,12 +121,11 @@ impl NeighborGossip {
 
     /// The link holds items, or has sent or received since the last line.
     fn worth_tracing(&self) -> bool {
-        let stats = self.link.stats(self.clock.now_ms());
         let traced = self
             .last_trace
             .as_ref()
             .map_or((0, 0), |last| (last.sent_msgs, last.received_msgs));
-        !self.link.is_idle() || traced != (stats.sent_msgs, stats.received_msgs)
+        !self.link.is_idle() || traced != self.link.message_counts()
     }
 }
 
