@@ -296,10 +296,10 @@ impl Link {
                 self.lazy.insert(key, waiting);
             }
         }
-        if !Arc::ptr_eq(&self.local_digest, &digest) {
-            self.local_digest = digest;
+        if *digest != *self.local_digest {
             self.digest_owed_since.get_or_insert(now);
         }
+        self.local_digest = digest;
     }
 
     /// A gossip message from the peer: learn what it holds, drop what it
@@ -641,6 +641,13 @@ mod tests {
         assert!(link.poll(59).is_none());
         let msg = link.poll(60).expect("digest-only ack");
         assert!(msg.items.is_empty() && msg.digest.covers("n1", 1));
+        assert_eq!(link.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_unchanged_digest_owes_nothing() {
+        let mut link = Link::new("n0", "n1", reliable(Flush::Immediate));
+        link.on_local_update(0, &[], Arc::new(Digest::default()));
         assert_eq!(link.next_deadline(), None);
     }
 
