@@ -5,6 +5,7 @@
 //! Modules:
 //! * [`history`]: operations and history events (the checker's input).
 //! * [`topology`]: Maelstrom's topology builders (grid, line, total, trees).
+//! * [`nemesis`]: partition specs and grudges (pure; randomness injected).
 //! * [`checker`]: the broadcast (set-full) checker, stats, availability.
 //! * [`netstats`]: the message journal's statistics and msgs-per-op.
 //! * [`edn`]: a small EDN writer for results.edn.
@@ -13,6 +14,7 @@
 pub mod checker;
 pub mod edn;
 pub mod history;
+pub mod nemesis;
 pub mod netstats;
 pub mod results;
 pub mod topology;

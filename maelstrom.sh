@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Runs the Gossip Glomers broadcast challenges (3a-3e) against broadcast-node,
+# under real Maelstrom when one is installed, else under maelstrom-sim.
+set -euo pipefail
+
+usage() {
+  cat <<'TXT'
+Usage: ./maelstrom.sh [OPTIONS] [CHALLENGE...] [-- NODE ARGS...]
+       ./maelstrom.sh test [HARNESS ARGS...]   pass straight through to the harness
+       ./maelstrom.sh sweep [OPTIONS]          the reference write-up's interval x branching sweep
+
+CHALLENGE is one of 3a 3b 3c 3d 3e fast (default: 3a 3b 3c 3d 3e).
+Each runs with the challenge parameters (spec section 8); 3d, 3e and fast
+start the node with the profile of the same name.
+
+Options:
+  --seeds N        run each challenge on seeds 1..N (maelstrom-sim only)
+  --seed K         run each challenge once, on seed K (maelstrom-sim only)
+  --nemesis        add --nemesis partition to every challenge
+  --sim            use maelstrom-sim even if real Maelstrom is installed
+  --no-build       do not run cargo build --release first
+  -h, --help       this text
+
+Real Maelstrom is used when the environment variable MAELSTROM names its
+launcher or `maelstrom` is on PATH (unless --sim). Results are read from each
+run's store/latest/results.edn either way; the table shows servers
+msgs-per-op and the stable-latency median (0.5) and max (1) in ms, and
+whether the run passes the challenge's limits.
+TXT
+}
+
+die() { echo "maelstrom.sh: $*" >&2; exit 2; }
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$root"
+bin_dir="$root/target/release"
+node_bin="$bin_dir/broadcast-node"
+
+build=1
+force_sim=0
+seeds=()
+nemesis=0
+challenges=()
+node_args=()
+mode=challenges
+
+if [[ $# -gt 0 && ( "$1" == "test" || "$1" == "sweep" ) ]]; then
+  mode=$1
+  shift
+fi
+
+if [[ $mode == test ]]; then
+  harness_args=("$@")
+else
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      -h|--help) usage; exit 0 ;;
+      --seeds)
+        [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || die "--seeds needs a positive integer"
+        seeds=($(seq 1 "$2")); shift 2 ;;
+      --seed)
+        [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || die "--seed needs a non-negative integer"
+        seeds=("$2"); shift 2 ;;
+      --nemesis) nemesis=1; shift ;;
+      --sim) force_sim=1; shift ;;
+      --no-build) build=0; shift ;;
+      --) shift; node_args=("$@"); break ;;
+      3a|3b|3c|3d|3e|fast)
+        [[ $mode == challenges ]] || die "sweep takes no challenge names"
+        challenges+=("$1"); shift ;;
+      *) die "unknown argument '$1' (see --help)" ;;
+    esac
+  done
+fi
+
+harness=()
+harness_kind=sim
+if [[ $force_sim == 0 && -n "${MAELSTROM:-}" ]]; then
+  harness=("$MAELSTROM"); harness_kind=maelstrom
+elif [[ $force_sim == 0 ]] && command -v maelstrom >/dev/null 2>&1; then
+  harness=(maelstrom); harness_kind=maelstrom
+else
+  harness=("$bin_dir/maelstrom-sim")
+fi
+
+if [[ $build == 1 ]]; then
+  cargo build --release --quiet --bin broadcast-node --bin maelstrom-sim --bin results-table
+fi
+
+if [[ $mode == test ]]; then
+  exec "${harness[@]}" test "${harness_args[@]}"
+fi
+
+if [[ ${#seeds[@]} -gt 0 && $harness_kind != sim ]]; then
+  die "--seed/--seeds need maelstrom-sim (real Maelstrom has no seed option)"
+fi
+[[ ${#seeds[@]} -gt 0 ]] || seeds=("")
+
+# Challenge parameters (spec section 8) and the node profile each one uses.
+params() {
+  case "$1" in
+    3a) echo "--node-count 1 --time-limit 20 --rate 10" ;;
+    3b) echo "--node-count 5 --time-limit 20 --rate 10" ;;
+    3c) echo "--node-count 5 --time-limit 20 --rate 10 --nemesis partition" ;;
+    3d|3e|fast) echo "--node-count 25 --time-limit 20 --rate 100 --latency 100" ;;
+  esac
+}
+profile() {
+  case "$1" in
+    3d|3e|fast) echo "$1" ;;
+    *) echo default ;;
+  esac
+}
+
+rows=()
+run_one() { # challenge label profile seed [extra harness args...]
+  local challenge=$1 label=$2 prof=$3 seed=$4; shift 4
+  local args
+  read -r -a args <<<"$(params "$challenge")"
+  if [[ $nemesis == 1 && " ${args[*]} " != *" --nemesis "* ]]; then
+    args+=(--nemesis partition)
+  fi
+  [[ -n "$seed" ]] && args+=(--seed "$seed")
+  args+=("$@")
+  echo "== $label: ${harness[*]##*/} test -w broadcast ${args[*]} (profile $prof${seed:+, seed $seed})" >&2
+  local status=0
+  BROADCAST_PROFILE=$prof "${harness[@]}" test -w broadcast --bin "$node_bin" "${args[@]}" \
+    ${node_args[@]+-- "${node_args[@]}"} >"$log_dir/$label.out" 2>&1 || status=$?
+  if [[ $status -ge 254 ]]; then
+    echo "   aborted (exit $status); last lines of the harness output:" >&2
+    tail -n 5 "$log_dir/$label.out" >&2
+    rows+=("$challenge=$label=ABORTED")
+  else
+    local results
+    results=$(readlink -f store/latest)/results.edn
+    rows+=("$challenge=$label=$results")
+  fi
+}
+
+log_dir=$(mktemp -d "${TMPDIR:-/tmp}/maelstrom-sh.XXXXXX")
+if [[ $mode == sweep ]]; then
+  for interval in 100 200 300 500; do
+    for branch in 1 2 4 8 16; do
+      for seed in "${seeds[@]}"; do
+        label="i${interval}-b${branch}${seed:+-s$seed}"
+        node_args=(--overlay "tree:$branch" --interval-ms "$interval")
+        run_one 3e "$label" default "$seed"
+      done
+    done
+  done
+  mkdir -p docs
+  {
+    echo "# Sweep: our node against the reference write-up's table"
+    echo
+    echo "Generated by \`./maelstrom.sh sweep\` on $(date -u +%Y-%m-%d) with ${harness[*]##*/}:"
+    echo "25 nodes, rate 100, latency 100 ms, 20 s; our node with \`--overlay tree:BRANCH --interval-ms INTERVAL\`."
+    echo "Latencies are stable-latency quantiles in ms; msgs/op is servers msgs-per-op."
+    echo
+    "$bin_dir/results-table" --sweep "${rows[@]}"
+  } | tee docs/sweep.md
+  exit 0
+fi
+
+[[ ${#challenges[@]} -gt 0 ]] || challenges=(3a 3b 3c 3d 3e)
+for challenge in "${challenges[@]}"; do
+  for seed in "${seeds[@]}"; do
+    run_one "$challenge" "$challenge${seed:+-s$seed}" "$(profile "$challenge")" "$seed"
+  done
+done
+"$bin_dir/results-table" "${rows[@]}"

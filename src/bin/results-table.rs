@@ -1,0 +1,227 @@
+//! results-table: turns finished broadcast runs into the table that
+//! `maelstrom.sh` prints (challenge, valid, lost, servers msgs-per-op, median,
+//! max, pass or fail), or, with `--sweep`, the interval x branching table next
+//! to the reference write-up's figures.
+//!
+//! Arguments are `CHALLENGE=LABEL=PATH` (PATH a results.edn, or `ABORTED`).
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use broadcast::report::{Edn, Limits, RunFigures, Verdict};
+
+struct Run {
+    challenge: String,
+    label: String,
+    figures: Option<RunFigures>,
+}
+
+fn parse_run(arg: &str) -> Result<Run> {
+    let mut parts = arg.splitn(3, '=');
+    let (Some(challenge), Some(label), Some(path)) = (parts.next(), parts.next(), parts.next())
+    else {
+        bail!("expected CHALLENGE=LABEL=PATH, got '{arg}'");
+    };
+    let figures = if path == "ABORTED" {
+        None
+    } else {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+        let results = Edn::parse(&text).with_context(|| format!("parsing {path}"))?;
+        Some(RunFigures::from_results(&results))
+    };
+    Ok(Run {
+        challenge: challenge.to_string(),
+        label: label.to_string(),
+        figures,
+    })
+}
+
+fn number(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".to_string(), |v| format!("{v:.decimals$}"))
+}
+
+fn verdict(limits: Option<Limits>, figures: &RunFigures) -> String {
+    match limits.map(|limits| limits.judge(figures)) {
+        None => "-".to_string(),
+        Some(Ok(())) => "pass".to_string(),
+        Some(Err(why)) => format!("FAIL ({why})"),
+    }
+}
+
+fn challenge_table(runs: &[Run]) -> bool {
+    println!(
+        "{:<14} {:<12} {:<8} {:>5} {:>8} {:>7} {:>7}  {:<28} target",
+        "challenge", "run", "valid", "lost", "msgs/op", "median", "max", "challenge limits"
+    );
+    let mut all_pass = true;
+    for run in runs {
+        let Some(figures) = &run.figures else {
+            println!(
+                "{:<14} {:<12} ABORTED (no results)",
+                run.challenge, run.label
+            );
+            all_pass = false;
+            continue;
+        };
+        let limits = Limits::challenge(&run.challenge);
+        if let Some(Err(_)) = limits.map(|l| l.judge(figures)) {
+            all_pass = false;
+        }
+        println!(
+            "{:<14} {:<12} {:<8} {:>5} {:>8} {:>7} {:>7}  {:<28} {}",
+            run.challenge,
+            run.label,
+            figures.valid.to_string(),
+            figures
+                .lost_count
+                .map_or("-".to_string(), |n| n.to_string()),
+            number(figures.servers_msgs_per_op, 3),
+            number(figures.median(), 0),
+            number(figures.max(), 0),
+            verdict(limits, figures),
+            verdict(Limits::target(&run.challenge), figures),
+        );
+    }
+    summarize_repeats(runs);
+    all_pass
+}
+
+/// One line per challenge that ran more than once (several seeds).
+fn summarize_repeats(runs: &[Run]) {
+    let mut by_challenge: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
+    for run in runs {
+        by_challenge.entry(&run.challenge).or_default().push(run);
+    }
+    for (challenge, runs) in by_challenge.into_iter().filter(|(_, runs)| runs.len() > 1) {
+        let figures: Vec<&RunFigures> = runs.iter().filter_map(|r| r.figures.as_ref()).collect();
+        let passed = figures
+            .iter()
+            .filter(|f| Limits::challenge(challenge).is_some_and(|l| l.judge(f).is_ok()))
+            .count();
+        let valid = figures.iter().filter(|f| f.valid == Verdict::Valid).count();
+        let lost: u64 = figures.iter().filter_map(|f| f.lost_count).sum();
+        let mean = |pick: fn(&RunFigures) -> Option<f64>| {
+            let values: Vec<f64> = figures.iter().filter_map(|f| pick(f)).collect();
+            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        };
+        let worst_max = figures
+            .iter()
+            .filter_map(|f| f.max())
+            .fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| a.max(v)))
+            });
+        println!(
+            "{challenge}: {} runs, {valid} valid, {passed} pass, {lost} lost in all; mean msgs/op {}, mean median {}, worst max {}",
+            runs.len(),
+            number(mean(|f| f.servers_msgs_per_op), 3),
+            number(mean(RunFigures::median), 0),
+            number(worst_max, 0),
+        );
+    }
+}
+
+/// The reference write-up's benchmark: (interval ms, branch) -> msgs/op, p50, p95, p99.
+const WRITE_UP: [(u32, u32, f64, u32, u32, u32); 20] = [
+    (100, 1, 13.31, 2281, 3363, 3646),
+    (100, 2, 10.70, 867, 1154, 1214),
+    (100, 4, 9.95, 512, 704, 795),
+    (100, 8, 9.33, 416, 587, 599),
+    (100, 16, 9.28, 348, 438, 457),
+    (200, 1, 8.80, 3046, 4397, 4640),
+    (200, 2, 7.30, 1155, 1466, 1567),
+    (200, 4, 7.02, 708, 955, 981),
+    (200, 8, 6.74, 566, 749, 791),
+    (200, 16, 6.74, 414, 608, 636),
+    (300, 1, 7.26, 4365, 6580, 6775),
+    (300, 2, 6.33, 1667, 2114, 2222),
+    (300, 4, 5.91, 958, 1249, 1331),
+    (300, 8, 5.80, 723, 981, 1056),
+    (300, 16, 5.89, 484, 711, 780),
+    (500, 1, 6.21, 6661, 10857, 11287),
+    (500, 2, 5.47, 2733, 3467, 3584),
+    (500, 4, 5.30, 1648, 2029, 2143),
+    (500, 8, 5.24, 1170, 1532, 1655),
+    (500, 16, 5.24, 794, 1112, 1177),
+];
+
+/// Sweep labels look like `i100-b4` (optionally `-s<seed>`).
+fn sweep_cell(label: &str) -> Option<(u32, u32)> {
+    let mut parts = label.split('-');
+    let interval = parts.next()?.strip_prefix('i')?.parse().ok()?;
+    let branch = parts.next()?.strip_prefix('b')?.parse().ok()?;
+    Some((interval, branch))
+}
+
+fn sweep_table(runs: &[Run]) -> Result<()> {
+    let mut cells: BTreeMap<(u32, u32), Vec<&RunFigures>> = BTreeMap::new();
+    for run in runs {
+        let cell =
+            sweep_cell(&run.label).with_context(|| format!("bad sweep label {}", run.label))?;
+        let entry = cells.entry(cell).or_default();
+        if let Some(figures) = &run.figures {
+            entry.push(figures);
+        }
+    }
+    println!("| interval (ms) | branch | ours msgs/op | ours p50 | ours p95 | ours p99 | ours max | valid | write-up msgs/op | write-up p50 | write-up p95 | write-up p99 |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+    for (interval, branch, msgs, p50, p95, p99) in WRITE_UP {
+        let ours = cells
+            .get(&(interval, branch))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let mean = |pick: &dyn Fn(&RunFigures) -> Option<f64>| {
+            let values: Vec<f64> = ours.iter().filter_map(|f| pick(f)).collect();
+            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        };
+        let quantile = |point: &'static str| mean(&move |f| f.stable_latencies.get(point).copied());
+        let valid = if ours.is_empty() {
+            "not run".to_string()
+        } else {
+            let ok = ours.iter().filter(|f| f.valid == Verdict::Valid).count();
+            format!("{ok}/{}", ours.len())
+        };
+        println!(
+            "| {interval} | {branch} | {} | {} | {} | {} | {} | {valid} | {msgs:.2} | {p50} | {p95} | {p99} |",
+            number(mean(&|f| f.servers_msgs_per_op), 2),
+            number(quantile("0.5"), 0),
+            number(quantile("0.95"), 0),
+            number(quantile("0.99"), 0),
+            number(quantile("1"), 0),
+        );
+    }
+    Ok(())
+}
+
+fn run() -> Result<bool> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let sweep = args.first().is_some_and(|a| a == "--sweep");
+    if sweep {
+        args.remove(0);
+    }
+    if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("usage: results-table [--sweep] CHALLENGE=LABEL=PATH...");
+        return Ok(true);
+    }
+    let runs = args
+        .iter()
+        .map(|a| parse_run(a))
+        .collect::<Result<Vec<_>>>()?;
+    if sweep {
+        sweep_table(&runs)?;
+        Ok(true)
+    } else {
+        Ok(challenge_table(&runs))
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("results-table: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
