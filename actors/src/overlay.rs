@@ -328,4 +328,42 @@ mod tests {
         let direct = 50 * 4;
         assert!(c.log.len() < direct + 50, "{} messages", c.log.len());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any overlay, any cluster size, any loss rate while values are
+        /// broadcast: once the network heals every node holds every value,
+        /// every backlog is empty, nothing was resent after its ack, and the
+        /// cluster falls silent.
+        #[test]
+        fn every_overlay_converges_after_random_loss(
+            kind in 0usize..4,
+            n in 2usize..8,
+            loss_percent in 0u64..60,
+            seed in 1u64..u64::MAX,
+            count in 1i64..40,
+        ) {
+            let overlay = [
+                OverlayKind::Star,
+                OverlayKind::Tree(2),
+                OverlayKind::Tree(1),
+                OverlayKind::Fanout,
+            ][kind];
+            let mut c = cluster(overlay, n, cfg(overlay));
+            let mut state = seed;
+            drive(&mut c, count, |_, _| {
+                // xorshift64: a deterministic coin per message.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state % 100 < loss_percent
+            });
+            let end = c.now;
+            c.run(end + 300_000, |_| false);
+            proptest::prop_assert!(c.converged(), "{overlay} n={n}");
+            proptest::prop_assert!(c.violations.is_empty(), "{:?}", c.violations);
+            proptest::prop_assert_eq!(c.next_deadline(), None);
+        }
+    }
 }
