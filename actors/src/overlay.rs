@@ -38,7 +38,7 @@ pub fn plan(
     let round_trip_slack = 2 * cfg.latency_hint_ms + cfg.min_rto_ms;
     // A peer holds our acknowledgement up to its ack delay, then up to one
     // round until it may send.
-    let rounds_rto = rto(cfg, cfg.ack_delay_ms + cfg.interval_ms + round_trip_slack);
+    let rounds_rto = rto(cfg, cfg.ack_delay_ms + cfg.interval_ms);
     let batched = |flush| LinkPolicy {
         eager: Eager::All,
         lazy_grace_ms: None,
@@ -83,7 +83,7 @@ pub fn plan(
             with(peers, &|_| batched(rounds))
         }
         OverlayKind::Fanout => {
-            let direct_rto = rto(cfg, cfg.ack_delay_ms + round_trip_slack);
+            let direct_rto = rto(cfg, cfg.ack_delay_ms);
             let direct = LinkPolicy {
                 eager: Eager::Own,
                 lazy_grace_ms: None,
@@ -117,11 +117,18 @@ pub fn plan(
     }
 }
 
-fn rto(cfg: &GossipConfig, initial_ms: u64) -> RtoBounds {
+/// Retransmission bounds for a link whose peer may hold its acknowledgement
+/// up to `peer_hold_ms`. The peer guarantees an acknowledgement within that
+/// hold plus a round trip, so the RTO never goes below it: a shorter one
+/// could only fire spuriously. Before any sample, a margin of min RTO is
+/// added.
+fn rto(cfg: &GossipConfig, peer_hold_ms: u64) -> RtoBounds {
+    let floor = cfg.min_rto_ms.max(peer_hold_ms + 2 * cfg.latency_hint_ms);
+    let initial_ms = floor + cfg.min_rto_ms;
     RtoBounds {
         initial_ms,
-        min_ms: cfg.min_rto_ms,
-        max_ms: cfg.max_rto_ms,
+        min_ms: floor,
+        max_ms: cfg.max_rto_ms.max(initial_ms),
     }
 }
 
