@@ -264,10 +264,6 @@ impl Link {
         &self.peer
     }
 
-    pub fn policy(&self) -> &LinkPolicy {
-        &self.policy
-    }
-
     /// The store took new items (not from this peer) and/or its digest changed.
     pub fn on_local_update(&mut self, now: u64, items: &[Item], digest: Arc<Digest>) {
         for item in items {
