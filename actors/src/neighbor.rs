@@ -1,0 +1,358 @@
+//! NeighborGossip: one actor per overlay neighbour. It owns that link's
+//! [`Link`] state, turns mailbox messages and one timer into calls on it,
+//! sends what it says to send, and traces the link's backlog.
+//!
+//! Backlog trace (log target `backlog`, level info), one line per link every
+//! trace interval while the link holds items or its counters moved since the
+//! previous line:
+//! `peer=n3 waiting=12 lazy=0 in_flight=4 batches_in_flight=1 oldest_unacked_ms=230 rto_ms=450 sent_msgs=57 resent_items=2 received_msgs=40`
+
+use crate::clock::Clock;
+use crate::digest::{Digest, Item};
+use crate::link::{Link, LinkPolicy, LinkStats};
+use crate::protocol::{Gossip, OutBody};
+use crate::stdout_writer::Outbound;
+use crate::store::Merge;
+use actix::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// New items for this link (none when they came from this link's peer) and
+/// the store's digest after taking them.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct LocalUpdate {
+    pub items: Arc<[Item]>,
+    pub digest: Arc<Digest>,
+}
+
+/// A gossip message from this link's peer.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct PeerGossip(pub Gossip);
+
+/// The link is no longer part of the overlay.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct StopLink;
+
+/// Everything a NeighborGossip is started with.
+pub struct NeighborSetup {
+    pub me: String,
+    pub peer: String,
+    pub policy: LinkPolicy,
+    pub clock: Clock,
+    pub trace_interval_ms: u64,
+    pub out: Recipient<Outbound>,
+    pub store: Recipient<Merge>,
+}
+
+pub struct NeighborGossip {
+    me: String,
+    link: Link,
+    clock: Clock,
+    out: Recipient<Outbound>,
+    store: Recipient<Merge>,
+    /// The one armed wake-up: its instant and handle.
+    wake: Option<(u64, SpawnHandle)>,
+    trace_interval_ms: u64,
+    trace_armed: bool,
+    last_trace: Option<LinkStats>,
+}
+
+impl NeighborGossip {
+    pub fn new(setup: NeighborSetup) -> Self {
+        NeighborGossip {
+            link: Link::new(setup.me.clone(), setup.peer, setup.policy),
+            me: setup.me,
+            clock: setup.clock,
+            out: setup.out,
+            store: setup.store,
+            wake: None,
+            trace_interval_ms: setup.trace_interval_ms,
+            trace_armed: false,
+            last_trace: None,
+        }
+    }
+
+    /// Sends what is due, re-arms the wake-up for the next deadline, and
+    /// makes sure the trace will look at the link.
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        let now = self.clock.now_ms();
+        if let Some(gossip) = self.link.poll(now) {
+            self.out.do_send(Outbound {
+                src: self.me.clone(),
+                dest: self.link.peer().to_string(),
+                body: OutBody::Gossip(gossip),
+            });
+        }
+        if let Some(deadline) = self.link.next_deadline() {
+            let earlier = self.wake.as_ref().is_none_or(|(at, _)| deadline < *at);
+            if earlier {
+                if let Some((_, handle)) = self.wake.take() {
+                    ctx.cancel_future(handle);
+                }
+                let delay = Duration::from_millis(deadline.saturating_sub(now));
+                let handle = ctx.run_later(delay, |act, ctx| {
+                    act.wake = None;
+                    act.step(ctx);
+                });
+                self.wake = Some((deadline, handle));
+            }
+        }
+        self.arm_trace(ctx);
+    }
+
+    fn arm_trace(&mut self, ctx: &mut Context<Self>) {
+        if self.trace_interval_ms == 0 || self.trace_armed || !self.worth_tracing() {
+            return;
+        }
+        self.trace_armed = true;
+        ctx.run_later(Duration::from_millis(self.trace_interval_ms), |act, ctx| {
+            act.trace_armed = false;
+            if act.worth_tracing() {
+                let stats = act.link.stats(act.clock.now_ms());
+                log::info!(target: "backlog", "peer={} {}", act.link.peer(), stats);
+                act.last_trace = Some(stats);
+            }
+            act.arm_trace(ctx);
+        });
+    }
+
+    /// The link holds items, or has sent or received since the last line.
+    fn worth_tracing(&self) -> bool {
+        let traced = self
+            .last_trace
+            .as_ref()
+            .map_or((0, 0), |last| (last.sent_msgs, last.received_msgs));
+        !self.link.is_idle() || traced != self.link.message_counts()
+    }
+}
+
+impl Actor for NeighborGossip {
+    type Context = Context<Self>;
+}
+
+impl Handler<LocalUpdate> for NeighborGossip {
+    type Result = ();
+
+    /// Queues the new items and notes the digest change.
+    fn handle(&mut self, msg: LocalUpdate, ctx: &mut Self::Context) {
+        self.link
+            .on_local_update(self.clock.now_ms(), &msg.items, msg.digest);
+        self.step(ctx);
+    }
+}
+
+impl Handler<PeerGossip> for NeighborGossip {
+    type Result = ();
+
+    /// Learns the peer's digest (its acknowledgements) and passes its items
+    /// to the store.
+    fn handle(&mut self, PeerGossip(gossip): PeerGossip, ctx: &mut Self::Context) {
+        self.link.on_peer_message(self.clock.now_ms(), &gossip);
+        if !gossip.items.is_empty() {
+            self.store.do_send(Merge {
+                from: self.link.peer().to_string(),
+                items: gossip.items,
+            });
+        }
+        self.step(ctx);
+    }
+}
+
+impl Handler<StopLink> for NeighborGossip {
+    type Result = ();
+
+    /// Stops the actor (and its timers).
+    fn handle(&mut self, _: StopLink, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::{Eager, Flush, RtoBounds};
+    use crate::testkit::{recorder, take, Recorder};
+    use tokio::time::sleep;
+
+    const START: u64 = 1_000_050;
+
+    fn policy(flush: Flush) -> LinkPolicy {
+        LinkPolicy {
+            eager: Eager::All,
+            lazy_grace_ms: None,
+            reliable: true,
+            report_digest_after_ms: Some(40),
+            flush,
+            rto: RtoBounds {
+                initial_ms: 300,
+                min_ms: 100,
+                max_ms: 5000,
+            },
+            latency_hint_ms: 100,
+        }
+    }
+
+    struct Rig {
+        gossip: Addr<NeighborGossip>,
+        out: Addr<Recorder<Outbound>>,
+        store: Addr<Recorder<Merge>>,
+    }
+
+    fn start(flush: Flush) -> Rig {
+        tokio::time::pause();
+        let out = recorder::<Outbound>();
+        let store = recorder::<Merge>();
+        let gossip = NeighborGossip::new(NeighborSetup {
+            me: "n0".into(),
+            peer: "n1".into(),
+            policy: policy(flush),
+            clock: Clock::starting_at(START),
+            trace_interval_ms: 1000,
+            out: out.clone().recipient(),
+            store: store.clone().recipient(),
+        })
+        .start();
+        Rig { gossip, out, store }
+    }
+
+    fn digest(items: &[&Item]) -> Arc<Digest> {
+        let mut d = Digest::default();
+        for i in items {
+            d.insert(&i.origin, i.seq);
+        }
+        Arc::new(d)
+    }
+
+    fn update(items: &[&Item]) -> LocalUpdate {
+        LocalUpdate {
+            items: items.iter().map(|&i| i.clone()).collect::<Vec<_>>().into(),
+            digest: digest(items),
+        }
+    }
+
+    async fn sent(rig: &Rig) -> Vec<Gossip> {
+        take(&rig.out)
+            .await
+            .into_iter()
+            .map(|o| {
+                assert_eq!((o.src.as_str(), o.dest.as_str()), ("n0", "n1"));
+                match o.body {
+                    OutBody::Gossip(g) => g,
+                    other => panic!("not gossip: {other:?}"),
+                }
+            })
+            .collect()
+    }
+
+    #[actix::test]
+    async fn batches_a_round_and_sends_it_at_the_round_instant() {
+        let rig = start(Flush::Aligned {
+            interval_ms: 100,
+            phase_ms: 0,
+        });
+        let a = Item::new("n0", 1, 1);
+        let b = Item::new("n0", 2, 2);
+        rig.gossip.do_send(update(&[&a]));
+        sleep(Duration::from_millis(20)).await;
+        rig.gossip.do_send(update(&[&a, &b]));
+        sleep(Duration::from_millis(20)).await;
+        assert!(
+            sent(&rig).await.is_empty(),
+            "nothing before the round instant"
+        );
+        sleep(Duration::from_millis(20)).await;
+        let msgs = sent(&rig).await;
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].items, [a, b]);
+        // tokio's timer wheel has millisecond ticks and never fires early.
+        assert!(
+            (1_000_100..=1_000_101).contains(&msgs[0].ts),
+            "{}",
+            msgs[0].ts
+        );
+    }
+
+    #[actix::test]
+    async fn retransmits_a_dropped_batch_until_acknowledged_then_falls_silent() {
+        let rig = start(Flush::Immediate);
+        let a = Item::new("n0", 1, 1);
+        rig.gossip.do_send(update(&[&a]));
+        sleep(Duration::from_millis(1)).await;
+        assert_eq!(sent(&rig).await.len(), 1);
+        // That batch was lost: the initial RTO (300 ms) brings it again.
+        sleep(Duration::from_millis(298)).await;
+        assert!(sent(&rig).await.is_empty());
+        sleep(Duration::from_millis(2)).await;
+        let again = sent(&rig).await;
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].items, std::slice::from_ref(&a));
+        // The peer's digest acknowledges it: nothing more, ever.
+        rig.gossip.do_send(PeerGossip(Gossip {
+            items: vec![],
+            digest: (*digest(&[&a])).clone(),
+            ts: START + 350,
+        }));
+        sleep(Duration::from_secs(60)).await;
+        assert!(sent(&rig).await.is_empty());
+        assert!(
+            take(&rig.store).await.is_empty(),
+            "a digest-only message has no items to merge"
+        );
+    }
+
+    #[actix::test]
+    async fn acknowledgements_piggyback_on_the_next_batch() {
+        let rig = start(Flush::Immediate);
+        let theirs = Item::new("n1", 1, 7);
+        rig.gossip.do_send(PeerGossip(Gossip {
+            items: vec![theirs.clone()],
+            digest: (*digest(&[&theirs])).clone(),
+            ts: START,
+        }));
+        sleep(Duration::from_millis(1)).await;
+        let merged = take(&rig.store).await;
+        assert_eq!(merged.len(), 1);
+        assert_eq!(
+            (merged[0].from.as_str(), merged[0].items.clone()),
+            ("n1", vec![theirs.clone()])
+        );
+        // The store took it (digest only: it came from this peer), then a
+        // client value of ours arrives within the ack delay.
+        rig.gossip.do_send(LocalUpdate {
+            items: Arc::new([]),
+            digest: digest(&[&theirs]),
+        });
+        sleep(Duration::from_millis(10)).await;
+        let mine = Item::new("n0", 1, 8);
+        rig.gossip.do_send(update(&[&theirs, &mine]));
+        sleep(Duration::from_millis(1)).await;
+        let msgs = sent(&rig).await;
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].items, std::slice::from_ref(&mine));
+        assert!(msgs[0].digest.covers("n1", 1), "the ack rides on the batch");
+        // Past the ack delay no separate acknowledgement follows.
+        sleep(Duration::from_millis(100)).await;
+        assert!(sent(&rig).await.is_empty());
+    }
+
+    #[actix::test]
+    async fn an_idle_link_sends_nothing() {
+        let rig = start(Flush::Aligned {
+            interval_ms: 100,
+            phase_ms: 0,
+        });
+        sleep(Duration::from_secs(30)).await;
+        assert!(sent(&rig).await.is_empty());
+    }
+
+    #[actix::test]
+    async fn stop_link_stops_the_actor() {
+        let rig = start(Flush::Immediate);
+        rig.gossip.do_send(StopLink);
+        sleep(Duration::from_millis(1)).await;
+        assert!(!rig.gossip.connected());
+    }
+}

@@ -1,0 +1,376 @@
+//! The overlay planner: from the cluster's node ids (and, for the `offered`
+//! overlay, Maelstrom's topology) it decides which neighbours a node links to
+//! and how each link behaves.
+//!
+//! * star: hub = first node id. Leaves send their round's batch at instants
+//!   t ≡ 0 (mod interval); the hub flushes each round just after the leaves'
+//!   batches have arrived (measured one-way delay + linger). Two hops, one
+//!   message per link direction per round at most.
+//! * tree:K: heap-ordered K-ary tree, aligned rounds on every link.
+//! * offered: Maelstrom's neighbour lists, aligned rounds on every link.
+//! * fanout: every node sends its own values at once to every other node, fire
+//!   and forget; only the link to the hub is reliable. Each leaf's digest
+//!   reaches the hub (piggybacked, or after the ack delay), and the hub sends
+//!   a leaf, reliably, whatever it still lacks a grace period after the hub got
+//!   it. No per-value acknowledgements on the direct links.
+
+use crate::config::{GossipConfig, OverlayKind};
+use crate::link::{Eager, Flush, LinkPolicy, RtoBounds};
+use std::collections::BTreeMap;
+
+/// Each neighbour of `me` with the policy of the link to it, in node-id order
+/// of the plan. Empty when `me` is not among `node_ids`, and for `offered`
+/// until the topology is known.
+pub fn plan(
+    me: &str,
+    node_ids: &[String],
+    offered: Option<&BTreeMap<String, Vec<String>>>,
+    cfg: &GossipConfig,
+) -> Vec<(String, LinkPolicy)> {
+    let Some(index) = node_ids.iter().position(|n| n == me) else {
+        return Vec::new();
+    };
+    let hub = &node_ids[0];
+    let rounds = Flush::Aligned {
+        interval_ms: cfg.interval_ms,
+        phase_ms: 0,
+    };
+    let round_trip_slack = 2 * cfg.latency_hint_ms + cfg.min_rto_ms;
+    // A peer holds our acknowledgement up to its ack delay, then up to one
+    // round until it may send.
+    let rounds_rto = rto(cfg, cfg.ack_delay_ms + cfg.interval_ms);
+    let batched = |flush| LinkPolicy {
+        eager: Eager::All,
+        lazy_grace_ms: None,
+        reliable: true,
+        report_digest_after_ms: Some(cfg.ack_delay_ms),
+        flush,
+        rto: rounds_rto,
+        latency_hint_ms: cfg.latency_hint_ms,
+    };
+    let with = |peers: Vec<&String>, policy: &dyn Fn(&String) -> LinkPolicy| {
+        peers
+            .into_iter()
+            .filter(|p| p.as_str() != me)
+            .map(|p| (p.clone(), policy(p)))
+            .collect::<Vec<_>>()
+    };
+    match cfg.overlay {
+        OverlayKind::Star if me == hub => with(node_ids.iter().collect(), &|_| {
+            batched(Flush::AfterPeer {
+                interval_ms: cfg.interval_ms,
+                peer_phase_ms: 0,
+                linger_ms: cfg.linger_ms,
+            })
+        }),
+        OverlayKind::Star => with(vec![hub], &|_| batched(rounds)),
+        OverlayKind::Tree(k) => {
+            let parent = (index > 0).then(|| &node_ids[(index - 1) / k]);
+            let children = (1..=k)
+                .map(|c| k * index + c)
+                .filter_map(|i| node_ids.get(i));
+            with(parent.into_iter().chain(children).collect(), &|_| {
+                batched(rounds)
+            })
+        }
+        OverlayKind::Offered => {
+            let Some(neighbours) = offered.and_then(|t| t.get(me)) else {
+                return Vec::new();
+            };
+            let mut peers: Vec<&String> = neighbours.iter().collect();
+            peers.sort();
+            peers.dedup();
+            with(peers, &|_| batched(rounds))
+        }
+        OverlayKind::Fanout => {
+            let direct_rto = rto(cfg, cfg.ack_delay_ms);
+            let direct = LinkPolicy {
+                eager: Eager::Own,
+                lazy_grace_ms: None,
+                reliable: false,
+                report_digest_after_ms: None,
+                flush: Flush::Immediate,
+                rto: direct_rto,
+                latency_hint_ms: cfg.latency_hint_ms,
+            };
+            let to_hub = LinkPolicy {
+                reliable: true,
+                report_digest_after_ms: Some(cfg.ack_delay_ms),
+                ..direct.clone()
+            };
+            // The leaf's digest showing an item reaches the hub within its ack
+            // delay plus a one-way delay of the leaf having got the item.
+            let hub_to_leaf = LinkPolicy {
+                lazy_grace_ms: Some(cfg.ack_delay_ms + round_trip_slack),
+                ..to_hub.clone()
+            };
+            with(node_ids.iter().collect(), &|peer| {
+                if me == hub {
+                    hub_to_leaf.clone()
+                } else if peer == hub {
+                    to_hub.clone()
+                } else {
+                    direct.clone()
+                }
+            })
+        }
+    }
+}
+
+/// Retransmission bounds for a link whose peer may hold its acknowledgement
+/// up to `peer_hold_ms`. The peer guarantees an acknowledgement within that
+/// hold plus a round trip, so the RTO never goes below it: a shorter one
+/// could only fire spuriously. Before any sample, a margin of min RTO is
+/// added.
+fn rto(cfg: &GossipConfig, peer_hold_ms: u64) -> RtoBounds {
+    let floor = cfg.min_rto_ms.max(peer_hold_ms + 2 * cfg.latency_hint_ms);
+    let initial_ms = floor + cfg.min_rto_ms;
+    RtoBounds {
+        initial_ms,
+        min_ms: floor,
+        max_ms: cfg.max_rto_ms.max(initial_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Profile};
+    use crate::testkit::Cluster;
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("n{i}")).collect()
+    }
+
+    fn cfg(overlay: OverlayKind) -> GossipConfig {
+        GossipConfig {
+            overlay,
+            ..Config::profile(Profile::Default).gossip
+        }
+    }
+
+    fn peers(me: &str, n: usize, overlay: OverlayKind) -> Vec<String> {
+        plan(me, &ids(n), None, &cfg(overlay))
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
+    }
+
+    #[test]
+    fn star_links_leaves_to_the_hub_only() {
+        assert_eq!(peers("n0", 4, OverlayKind::Star), ["n1", "n2", "n3"]);
+        assert_eq!(peers("n2", 4, OverlayKind::Star), ["n0"]);
+        assert!(peers("n0", 1, OverlayKind::Star).is_empty());
+        assert!(peers("n9", 4, OverlayKind::Star).is_empty());
+        let hub = plan("n0", &ids(3), None, &cfg(OverlayKind::Star));
+        assert!(matches!(
+            hub[0].1.flush,
+            Flush::AfterPeer { linger_ms: 10, .. }
+        ));
+        let leaf = plan("n1", &ids(3), None, &cfg(OverlayKind::Star));
+        assert!(matches!(
+            leaf[0].1.flush,
+            Flush::Aligned { phase_ms: 0, .. }
+        ));
+        assert!(leaf[0].1.reliable && leaf[0].1.eager == Eager::All);
+    }
+
+    #[test]
+    fn tree_is_heap_ordered_like_maelstroms_tree_topologies() {
+        // Maelstrom's tree2 on 7 nodes and tree4 on 25 (spec section 2.3).
+        assert_eq!(peers("n1", 7, OverlayKind::Tree(2)), ["n0", "n3", "n4"]);
+        assert_eq!(peers("n0", 7, OverlayKind::Tree(2)), ["n1", "n2"]);
+        assert_eq!(peers("n6", 7, OverlayKind::Tree(2)), ["n2"]);
+        assert_eq!(
+            peers("n5", 25, OverlayKind::Tree(4)),
+            ["n1", "n21", "n22", "n23", "n24"]
+        );
+        assert_eq!(peers("n3", 4, OverlayKind::Tree(1)), ["n2"]);
+    }
+
+    #[test]
+    fn offered_uses_the_topology_message_only() {
+        let topo = BTreeMap::from([
+            ("n0".to_string(), vec!["n1".to_string(), "n2".to_string()]),
+            ("n1".to_string(), vec!["n0".to_string(), "n0".to_string()]),
+        ]);
+        let c = cfg(OverlayKind::Offered);
+        assert!(plan("n0", &ids(3), None, &c).is_empty());
+        let p: Vec<String> = plan("n1", &ids(3), Some(&topo), &c)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(p, ["n0"]);
+    }
+
+    #[test]
+    fn every_overlay_is_symmetric_and_connected() {
+        for overlay in [
+            OverlayKind::Star,
+            OverlayKind::Tree(1),
+            OverlayKind::Tree(3),
+            OverlayKind::Fanout,
+        ] {
+            let n = 25;
+            let all = ids(n);
+            let mut reached = vec!["n0".to_string()];
+            let mut i = 0;
+            while i < reached.len() {
+                let me = reached[i].clone();
+                for p in peers(&me, n, overlay) {
+                    assert!(peers(&p, n, overlay).contains(&me), "{overlay}: {me}-{p}");
+                    if !reached.contains(&p) {
+                        reached.push(p);
+                    }
+                }
+                i += 1;
+            }
+            assert_eq!(reached.len(), all.len(), "{overlay}");
+        }
+    }
+
+    fn cluster(overlay: OverlayKind, n: usize, c: GossipConfig) -> Cluster {
+        let all = ids(n);
+        let names: Vec<&str> = all.iter().map(String::as_str).collect();
+        Cluster::new(&names, 1_000_000, 100, |me| {
+            plan(me, &all, None, &GossipConfig { overlay, ..c })
+        })
+    }
+
+    /// Broadcasts `count` values round-robin over the nodes, one every 20 ms,
+    /// while the network runs, losing what `lose` says.
+    fn drive(
+        cluster: &mut Cluster,
+        count: i64,
+        mut lose: impl FnMut(u64, &crate::testkit::Transit) -> bool,
+    ) {
+        let names: Vec<String> = cluster.nodes.keys().cloned().collect();
+        for v in 0..count {
+            let node = &names[v as usize % names.len()];
+            cluster.broadcast(node, v);
+            let until = cluster.now + 20;
+            cluster.run(until, |t| lose(until, t));
+            cluster.now = until;
+        }
+    }
+
+    #[test]
+    fn star_and_trees_converge_through_a_partition() {
+        for overlay in [OverlayKind::Star, OverlayKind::Tree(2), OverlayKind::Fanout] {
+            let mut c = cluster(overlay, 7, cfg(overlay));
+            let start = c.now;
+            // n0 (the hub or root) and n1 are cut off for the first 3 s.
+            let cut = |t: &crate::testkit::Transit| {
+                let side = |n: &str| n == "n0" || n == "n1";
+                side(&t.from) != side(&t.to)
+            };
+            drive(&mut c, 100, |now, t| now < start + 3000 && cut(t));
+            let after = c.now;
+            c.run(after + 120_000, |_| false);
+            assert!(c.converged(), "{overlay}");
+            assert!(c.violations.is_empty(), "{overlay}: {:?}", c.violations);
+            assert_eq!(c.next_deadline(), None, "{overlay} must fall silent");
+        }
+    }
+
+    #[test]
+    fn star_sends_at_most_one_message_per_link_direction_per_round() {
+        let c0 = cfg(OverlayKind::Star);
+        let mut c = cluster(OverlayKind::Star, 10, c0);
+        let start = c.now;
+        drive(&mut c, 200, |_, _| false);
+        let end = c.now;
+        c.run(end + 60_000, |_| false);
+        assert!(c.converged());
+        let rounds = (c.now - start) / c0.interval_ms + 1;
+        for ((from, to), sent) in &c.sent_counts() {
+            assert!(*sent <= rounds, "{from}->{to}: {sent} > {rounds}");
+        }
+    }
+
+    #[test]
+    fn fanout_hub_repairs_what_a_leaf_lacks_after_the_grace() {
+        let c0 = cfg(OverlayKind::Fanout);
+        let mut c = cluster(OverlayKind::Fanout, 5, c0);
+        // Every direct message from n1 to another leaf is lost: those leaves
+        // can only get n1's values from the hub's repair.
+        let direct_from_n1 = |t: &crate::testkit::Transit| t.from == "n1" && t.to != "n0";
+        c.broadcast("n1", 42);
+        let sent_at = c.now;
+        c.run(sent_at + 60_000, |t| direct_from_n1(t));
+        assert!(c.converged());
+        assert!(c.violations.is_empty());
+        let repairs: Vec<_> = c
+            .log
+            .iter()
+            .filter(|t| t.from == "n0" && t.msg.items.iter().any(|i| i.value == 42))
+            .collect();
+        assert_eq!(repairs.len(), 3, "one repair per leaf that lacked it");
+        let grace = c0.ack_delay_ms + 2 * c0.latency_hint_ms + c0.min_rto_ms;
+        for r in repairs {
+            assert_eq!(
+                r.msg.ts,
+                sent_at + 100 + grace,
+                "{} repaired at the grace",
+                r.to
+            );
+        }
+    }
+
+    #[test]
+    fn fanout_hub_repairs_nothing_when_nothing_is_lost() {
+        let mut c = cluster(OverlayKind::Fanout, 5, cfg(OverlayKind::Fanout));
+        drive(&mut c, 50, |_, _| false);
+        let end = c.now;
+        c.run(end + 60_000, |_| false);
+        assert!(c.converged());
+        let forwarded = c
+            .log
+            .iter()
+            .filter(|t| t.msg.items.iter().any(|i| i.origin != t.from))
+            .count();
+        assert_eq!(forwarded, 0, "values only go directly from their origin");
+        // Direct sends: 4 peers per value; the rest are digests to and from
+        // the hub, well below one per value.
+        let direct = 50 * 4;
+        assert!(c.log.len() < direct + 50, "{} messages", c.log.len());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any overlay, any cluster size, any loss rate while values are
+        /// broadcast: once the network heals every node holds every value,
+        /// every backlog is empty, nothing was resent after its ack, and the
+        /// cluster falls silent.
+        #[test]
+        fn every_overlay_converges_after_random_loss(
+            kind in 0usize..4,
+            n in 2usize..8,
+            loss_percent in 0u64..60,
+            seed in 1u64..u64::MAX,
+            count in 1i64..40,
+        ) {
+            let overlay = [
+                OverlayKind::Star,
+                OverlayKind::Tree(2),
+                OverlayKind::Tree(1),
+                OverlayKind::Fanout,
+            ][kind];
+            let mut c = cluster(overlay, n, cfg(overlay));
+            let mut state = seed;
+            drive(&mut c, count, |_, _| {
+                // xorshift64: a deterministic coin per message.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state % 100 < loss_percent
+            });
+            let end = c.now;
+            c.run(end + 300_000, |_| false);
+            proptest::prop_assert!(c.converged(), "{overlay} n={n}");
+            proptest::prop_assert!(c.violations.is_empty(), "{:?}", c.violations);
+            proptest::prop_assert_eq!(c.next_deadline(), None);
+        }
+    }
+}

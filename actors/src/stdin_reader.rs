@@ -1,0 +1,383 @@
+//! StdinReader: reads stdin as a stream of lines (never blocking the actix
+//! thread), parses each, and routes every request to the actor that owns it.
+//! Bad input gets one log line and, when it can be answered, an `error` reply.
+//! At end of input it waits until the store and topology manager have
+//! answered everything, then tells the writer to flush and stop.
+
+use crate::neighbor::PeerGossip;
+use crate::protocol::{parse_line, ReplyTo, Request};
+use crate::stdout_writer::{Outbound, Shutdown};
+use crate::store::{ClientBroadcast, ClientRead, Joined, Merge};
+use crate::topology::{InitRequest, LinksChanged, TopologyRequest};
+use actix::prelude::*;
+use bytes::BytesMut;
+use std::collections::BTreeMap;
+use std::io;
+use tokio::io::AsyncRead;
+use tokio_util::codec::{Decoder, FramedRead, LinesCodec, LinesCodecError};
+
+/// Answered once every message sent to the actor before it is handled.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// One input line, or why it is not one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputLine {
+    Text(String),
+    TooLong,
+    NotUtf8,
+}
+
+/// Newline-delimited lines of bounded length. Unlike a bare `LinesCodec`,
+/// a too-long or non-UTF-8 line is an item, not a stream error (which would
+/// end the stream).
+pub struct InputLines(LinesCodec);
+
+impl InputLines {
+    pub fn new(max_line_bytes: usize) -> Self {
+        InputLines(LinesCodec::new_with_max_length(max_line_bytes))
+    }
+
+    fn map(result: Result<Option<String>, LinesCodecError>) -> io::Result<Option<InputLine>> {
+        match result {
+            Ok(line) => Ok(line.map(InputLine::Text)),
+            Err(LinesCodecError::MaxLineLengthExceeded) => Ok(Some(InputLine::TooLong)),
+            Err(LinesCodecError::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                Ok(Some(InputLine::NotUtf8))
+            }
+            Err(LinesCodecError::Io(e)) => Err(e),
+        }
+    }
+}
+
+impl Decoder for InputLines {
+    type Item = InputLine;
+    type Error = io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<InputLine>> {
+        Self::map(self.0.decode(buf))
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> io::Result<Option<InputLine>> {
+        Self::map(self.0.decode_eof(buf))
+    }
+}
+
+/// Where each kind of input goes.
+pub struct Routes {
+    pub init: Recipient<InitRequest>,
+    /// The store learns the node id from `init` straight from the reader, so
+    /// that every request read after `init` finds it set.
+    pub joined: Recipient<Joined>,
+    pub topology: Recipient<TopologyRequest>,
+    pub broadcast: Recipient<ClientBroadcast>,
+    pub read: Recipient<ClientRead>,
+    /// Items from a peer that has no link here (yet).
+    pub merge: Recipient<Merge>,
+    pub out: Recipient<Outbound>,
+    /// Actors whose replies must be written before output closes.
+    pub drain: Vec<Recipient<Drain>>,
+    pub shutdown: Recipient<Shutdown>,
+}
+
+pub struct StdinReader<R: AsyncRead + Unpin + 'static> {
+    input: Option<FramedRead<R, InputLines>>,
+    routes: Routes,
+    links: BTreeMap<String, Recipient<PeerGossip>>,
+}
+
+impl<R: AsyncRead + Unpin + 'static> StdinReader<R> {
+    pub fn new(input: R, max_line_bytes: usize, routes: Routes) -> Self {
+        StdinReader {
+            input: Some(FramedRead::new(input, InputLines::new(max_line_bytes))),
+            routes,
+            links: BTreeMap::new(),
+        }
+    }
+
+    fn route(&self, line: &str) {
+        let envelope = match parse_line(line) {
+            Ok(envelope) => envelope,
+            Err(bad) => {
+                log::warn!("bad input: {bad}; line: {}", excerpt(line));
+                if let Some((to, body)) = bad.error_reply() {
+                    self.routes.out.do_send(Outbound::reply(&to, body));
+                }
+                return;
+            }
+        };
+        let reply_to = |msg_id| ReplyTo {
+            client: envelope.src.clone(),
+            node: envelope.dest.clone(),
+            msg_id,
+        };
+        match envelope.body {
+            Request::Init(b) => {
+                self.routes.joined.do_send(Joined {
+                    node_id: b.node_id.clone(),
+                });
+                self.routes.init.do_send(InitRequest {
+                    reply_to: reply_to(b.msg_id),
+                    node_id: b.node_id,
+                    node_ids: b.node_ids,
+                })
+            }
+            Request::Topology(b) => self.routes.topology.do_send(TopologyRequest {
+                reply_to: reply_to(b.msg_id),
+                topology: b.topology,
+            }),
+            Request::Broadcast(b) => self.routes.broadcast.do_send(ClientBroadcast {
+                reply_to: reply_to(b.msg_id),
+                value: b.message,
+            }),
+            Request::Read(b) => self.routes.read.do_send(ClientRead {
+                reply_to: reply_to(b.msg_id),
+            }),
+            Request::Gossip(g) => match self.links.get(&envelope.src) {
+                Some(link) => link.do_send(PeerGossip(g)),
+                None if !g.items.is_empty() => self.routes.merge.do_send(Merge {
+                    from: envelope.src,
+                    items: g.items,
+                }),
+                None => {}
+            },
+        }
+    }
+}
+
+/// The start of a line for a log message (at most 200 bytes).
+fn excerpt(line: &str) -> &str {
+    let mut end = line.len().min(200);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+impl<R: AsyncRead + Unpin + 'static> Actor for StdinReader<R> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(input) = self.input.take() {
+            ctx.add_stream(input);
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin + 'static> StreamHandler<io::Result<InputLine>> for StdinReader<R> {
+    /// Routes one line; logs lines that are not lines.
+    fn handle(&mut self, item: io::Result<InputLine>, _ctx: &mut Self::Context) {
+        match item {
+            Ok(InputLine::Text(line)) => self.route(&line),
+            Ok(InputLine::TooLong) => {
+                log::warn!("bad input: line longer than the maximum; skipped")
+            }
+            Ok(InputLine::NotUtf8) => log::warn!("bad input: line is not UTF-8; skipped"),
+            Err(e) => log::error!("reading stdin failed: {e}"),
+        }
+    }
+
+    /// End of input: once the store and topology manager have answered
+    /// everything before it, flush and stop.
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        log::info!("stdin closed; flushing replies and stopping");
+        let drain = self.routes.drain.clone();
+        let shutdown = self.routes.shutdown.clone();
+        actix::spawn(async move {
+            for actor in drain {
+                // A stopped actor has nothing left to answer.
+                let _ = actor.send(Drain).await;
+            }
+            shutdown.do_send(Shutdown);
+        });
+        ctx.stop();
+    }
+}
+
+impl<R: AsyncRead + Unpin + 'static> Handler<LinksChanged> for StdinReader<R> {
+    type Result = ();
+
+    /// Routes each peer's gossip to its link from now on.
+    fn handle(&mut self, msg: LinksChanged, _ctx: &mut Self::Context) {
+        for peer in &msg.removed {
+            self.links.remove(peer);
+        }
+        for link in msg.added {
+            self.links.insert(link.peer, link.gossip);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::{Digest, Item};
+    use crate::protocol::{Gossip, OutBody};
+    use crate::testkit::{recorder, take, Recorder};
+    use crate::topology::LinkHandle;
+    use tokio::io::AsyncWriteExt;
+
+    struct Rig {
+        init: Addr<Recorder<InitRequest>>,
+        joined: Addr<Recorder<Joined>>,
+        topology: Addr<Recorder<TopologyRequest>>,
+        broadcast: Addr<Recorder<ClientBroadcast>>,
+        read: Addr<Recorder<ClientRead>>,
+        merge: Addr<Recorder<Merge>>,
+        out: Addr<Recorder<Outbound>>,
+        drain: Addr<Recorder<Drain>>,
+        shutdown: Addr<Recorder<Shutdown>>,
+        link_n1: Addr<Recorder<PeerGossip>>,
+    }
+
+    /// Feeds `input` (then EOF) to a reader whose routes are recorders; the
+    /// reader knows a link to n1.
+    async fn feed(input: &[u8], max_line_bytes: usize) -> Rig {
+        tokio::time::pause();
+        let rig = Rig {
+            init: recorder(),
+            joined: recorder(),
+            topology: recorder(),
+            broadcast: recorder(),
+            read: recorder(),
+            merge: recorder(),
+            out: recorder(),
+            drain: recorder(),
+            shutdown: recorder(),
+            link_n1: recorder(),
+        };
+        let (mut tx, rx) = tokio::io::duplex(1 << 16);
+        let reader = StdinReader::new(
+            rx,
+            max_line_bytes,
+            Routes {
+                init: rig.init.clone().recipient(),
+                joined: rig.joined.clone().recipient(),
+                topology: rig.topology.clone().recipient(),
+                broadcast: rig.broadcast.clone().recipient(),
+                read: rig.read.clone().recipient(),
+                merge: rig.merge.clone().recipient(),
+                out: rig.out.clone().recipient(),
+                drain: vec![rig.drain.clone().recipient()],
+                shutdown: rig.shutdown.clone().recipient(),
+            },
+        )
+        .start();
+        reader
+            .send(LinksChanged {
+                added: vec![LinkHandle {
+                    peer: "n1".into(),
+                    updates: recorder::<crate::neighbor::LocalUpdate>().recipient(),
+                    gossip: rig.link_n1.clone().recipient(),
+                }],
+                removed: vec![],
+            })
+            .await
+            .unwrap();
+        tx.write_all(input).await.unwrap();
+        drop(tx);
+        // Paused time only moves once every actor is idle: after this, the
+        // input has been read to its end.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        rig
+    }
+
+    fn gossip_line(src: &str, items: &str) -> String {
+        format!(
+            r#"{{"src":"{src}","dest":"n0","body":{{"type":"gossip","items":{items},"have":{{}},"ts":5}}}}"#
+        )
+    }
+
+    #[actix::test]
+    async fn routes_each_type_to_its_owner() {
+        let input = [
+            r#"{"id":1,"src":"c0","dest":"n0","body":{"type":"init","msg_id":1,"node_id":"n0","node_ids":["n0","n1"]}}"#.to_string(),
+            r#"{"src":"c1","dest":"n0","body":{"type":"topology","msg_id":1,"topology":{"n0":["n1"]}}}"#.into(),
+            r#"{"src":"c2","dest":"n0","body":{"type":"broadcast","msg_id":3,"message":17}}"#.into(),
+            r#"{"src":"c2","dest":"n0","body":{"type":"read","msg_id":4}}"#.into(),
+            gossip_line("n1", r#"[["n1",1,5]]"#),
+            gossip_line("n7", r#"[["n7",1,6]]"#),
+            gossip_line("n8", "[]"),
+        ]
+        .join("\n");
+        let rig = feed(input.as_bytes(), 4096).await;
+        let init = take(&rig.init).await;
+        assert_eq!(init.len(), 1);
+        assert_eq!(init[0].node_ids, ["n0", "n1"]);
+        assert_eq!(
+            init[0].reply_to,
+            ReplyTo {
+                client: "c0".into(),
+                node: "n0".into(),
+                msg_id: 1
+            }
+        );
+        assert_eq!(take(&rig.joined).await[0].node_id, "n0");
+        assert_eq!(take(&rig.topology).await[0].topology["n0"], ["n1"]);
+        let b = take(&rig.broadcast).await;
+        assert_eq!((b[0].value, b[0].reply_to.msg_id), (17, 3));
+        assert_eq!(take(&rig.read).await[0].reply_to.msg_id, 4);
+        let via_link = take(&rig.link_n1).await;
+        assert_eq!(
+            via_link[0].0,
+            Gossip {
+                items: vec![Item::new("n1", 1, 5)],
+                digest: Digest::default(),
+                ts: 5
+            }
+        );
+        let merged = take(&rig.merge).await;
+        assert_eq!(
+            merged.len(),
+            1,
+            "an empty digest from an unlinked peer is dropped"
+        );
+        assert_eq!(merged[0].from, "n7");
+        assert!(take(&rig.out).await.is_empty());
+        assert_eq!(take(&rig.drain).await.len(), 1);
+        assert_eq!(take(&rig.shutdown).await.len(), 1);
+    }
+
+    #[actix::test]
+    async fn answers_bad_input_and_keeps_going() {
+        let mut input = Vec::new();
+        for line in [
+            "this is not json",
+            r#"{"src":"c1","dest":"n0","body":{"type":"cas","msg_id":7}}"#,
+            r#"{"src":"c1","dest":"n0","body":{"type":"broadcast","msg_id":8,"message":1.5}}"#,
+            r#"{"src":"c1","dest":"n0","body":{"type":"broadcast","msg_id":9}}"#,
+            r#"{"src":"c1","dest":"n0","body":"hello"}"#,
+            r#"{"src":"c1","dest":"n0","body":{"type":"read"}}"#,
+        ] {
+            input.extend_from_slice(line.as_bytes());
+            input.push(b'\n');
+        }
+        input.extend_from_slice(&[b'x'; 300]);
+        input.push(b'\n');
+        input.extend_from_slice(b"{\"src\":\"c1\",\xff}\n");
+        input.extend_from_slice(br#"{"src":"c1","dest":"n0","body":{"type":"read","msg_id":10}}"#);
+        let rig = feed(&input, 256).await;
+        let replies: Vec<(String, OutBody)> = take(&rig.out)
+            .await
+            .into_iter()
+            .map(|o| {
+                assert_eq!(o.src, "n0");
+                (o.dest, o.body)
+            })
+            .collect();
+        let codes: Vec<(u64, u16)> = replies
+            .iter()
+            .map(|(dest, body)| match body {
+                OutBody::Error {
+                    in_reply_to, code, ..
+                } if dest == "c1" => (*in_reply_to, *code),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(codes, [(7, 10), (8, 12), (9, 12)]);
+        // The last line has no newline before EOF and is still served.
+        assert_eq!(take(&rig.read).await[0].reply_to.msg_id, 10);
+        assert_eq!(take(&rig.shutdown).await.len(), 1);
+    }
+}

@@ -1,0 +1,403 @@
+//! MessageStore: the node's set of items and values. It answers client
+//! broadcasts and reads, merges items from peers, and hands every new item to
+//! the neighbour links (never to the link it came from, which gets only the
+//! changed digest so it can acknowledge).
+
+use crate::digest::{Digest, Item};
+use crate::neighbor::LocalUpdate;
+use crate::protocol::{OutBody, ReplyTo, TEMPORARILY_UNAVAILABLE};
+use crate::stdin_reader::Drain;
+use crate::stdout_writer::Outbound;
+use crate::topology::LinksChanged;
+use actix::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// This node's id is known (from `init`): it may now originate items.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Joined {
+    pub node_id: String,
+}
+
+/// A client's `broadcast`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ClientBroadcast {
+    pub reply_to: ReplyTo,
+    pub value: i64,
+}
+
+/// A client's `read`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ClientRead {
+    pub reply_to: ReplyTo,
+}
+
+/// Items a peer sent.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Merge {
+    pub from: String,
+    pub items: Vec<Item>,
+}
+
+pub struct MessageStore {
+    node_id: Option<String>,
+    /// Every item held, in arrival order, with the peer it came from (what a
+    /// new link starts with: all but its peer's own contributions).
+    items: Vec<(Item, Option<String>)>,
+    /// Index of `items` by (origin, seq), shared with the links.
+    digest: Arc<Digest>,
+    /// Index of `items` by value: the answer to a read, and how a value
+    /// broadcast twice is recognised.
+    values: BTreeSet<i64>,
+    links: BTreeMap<String, Recipient<LocalUpdate>>,
+    out: Recipient<Outbound>,
+}
+
+impl MessageStore {
+    pub fn new(out: Recipient<Outbound>) -> Self {
+        MessageStore {
+            node_id: None,
+            items: Vec::new(),
+            digest: Arc::new(Digest::default()),
+            values: BTreeSet::new(),
+            links: BTreeMap::new(),
+            out,
+        }
+    }
+
+    /// Takes the items not held yet (from `source`, or from a client when
+    /// `None`); returns them.
+    fn absorb(&mut self, items: impl IntoIterator<Item = Item>, source: Option<&str>) -> Vec<Item> {
+        let mut fresh = Vec::new();
+        for item in items {
+            if Arc::make_mut(&mut self.digest).insert(&item.origin, item.seq) {
+                self.values.insert(item.value);
+                self.items.push((item.clone(), source.map(str::to_string)));
+                fresh.push(item);
+            }
+        }
+        fresh
+    }
+
+    /// Hands new items to every link; the link to `source` gets only the
+    /// digest.
+    fn publish(&self, fresh: Vec<Item>, source: Option<&str>) {
+        let items: Arc<[Item]> = fresh.into();
+        let none: Arc<[Item]> = Arc::new([]);
+        for (peer, link) in &self.links {
+            let items = if Some(peer.as_str()) == source {
+                none.clone()
+            } else {
+                items.clone()
+            };
+            link.do_send(LocalUpdate {
+                items,
+                digest: self.digest.clone(),
+            });
+        }
+    }
+}
+
+impl Actor for MessageStore {
+    type Context = Context<Self>;
+}
+
+impl Handler<Joined> for MessageStore {
+    type Result = ();
+
+    /// Records the node id used as origin of this node's items (the first
+    /// one stays: the topology manager refuses a second `init` as another id).
+    fn handle(&mut self, msg: Joined, _ctx: &mut Self::Context) {
+        self.node_id.get_or_insert(msg.node_id);
+    }
+}
+
+impl Handler<ClientBroadcast> for MessageStore {
+    type Result = ();
+
+    /// Stores a new value as this node's next item and publishes it.
+    fn handle(&mut self, msg: ClientBroadcast, _ctx: &mut Self::Context) {
+        let Some(me) = self.node_id.clone() else {
+            log::warn!("broadcast before init; answering temporarily-unavailable");
+            self.out.do_send(Outbound::reply(
+                &msg.reply_to,
+                OutBody::Error {
+                    in_reply_to: msg.reply_to.msg_id,
+                    code: TEMPORARILY_UNAVAILABLE,
+                    text: "node not initialised yet".into(),
+                },
+            ));
+            return;
+        };
+        if !self.values.contains(&msg.value) {
+            let seq = self.digest.high_water(&me) + 1;
+            let fresh = self.absorb([Item::new(me, seq, msg.value)], None);
+            self.publish(fresh, None);
+        }
+        self.out.do_send(Outbound::reply(
+            &msg.reply_to,
+            OutBody::BroadcastOk {
+                in_reply_to: msg.reply_to.msg_id,
+            },
+        ));
+    }
+}
+
+impl Handler<ClientRead> for MessageStore {
+    type Result = ();
+
+    /// Answers with every distinct value held.
+    fn handle(&mut self, msg: ClientRead, _ctx: &mut Self::Context) {
+        self.out.do_send(Outbound::reply(
+            &msg.reply_to,
+            OutBody::ReadOk {
+                messages: self.values.iter().copied().collect(),
+                in_reply_to: msg.reply_to.msg_id,
+            },
+        ));
+    }
+}
+
+impl Handler<Merge> for MessageStore {
+    type Result = ();
+
+    /// Takes a peer's items and publishes the new ones.
+    fn handle(&mut self, msg: Merge, _ctx: &mut Self::Context) {
+        let fresh = self.absorb(msg.items, Some(&msg.from));
+        if !fresh.is_empty() {
+            self.publish(fresh, Some(&msg.from));
+        }
+    }
+}
+
+impl Handler<LinksChanged> for MessageStore {
+    type Result = ();
+
+    /// Forgets removed links; starts each added one with every item held
+    /// except those its peer sent.
+    fn handle(&mut self, msg: LinksChanged, _ctx: &mut Self::Context) {
+        for peer in &msg.removed {
+            self.links.remove(peer);
+        }
+        for link in msg.added {
+            let items: Arc<[Item]> = self
+                .items
+                .iter()
+                .filter(|(_, from)| from.as_deref() != Some(link.peer.as_str()))
+                .map(|(item, _)| item.clone())
+                .collect();
+            link.updates.do_send(LocalUpdate {
+                items,
+                digest: self.digest.clone(),
+            });
+            self.links.insert(link.peer, link.updates);
+        }
+    }
+}
+
+impl Handler<Drain> for MessageStore {
+    type Result = ();
+
+    /// Answers once every earlier message is handled (and replied to).
+    fn handle(&mut self, _: Drain, _ctx: &mut Self::Context) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::neighbor::PeerGossip;
+    use crate::testkit::{recorder, take, Recorder};
+    use crate::topology::LinkHandle;
+
+    fn reply_to(msg_id: u64) -> ReplyTo {
+        ReplyTo {
+            client: "c9".into(),
+            node: "n0".into(),
+            msg_id,
+        }
+    }
+
+    struct Rig {
+        store: Addr<MessageStore>,
+        out: Addr<Recorder<Outbound>>,
+        links: BTreeMap<&'static str, Addr<Recorder<LocalUpdate>>>,
+    }
+
+    impl Rig {
+        async fn new(peers: &[&'static str]) -> Rig {
+            let out = recorder::<Outbound>();
+            let store = MessageStore::new(out.clone().recipient()).start();
+            store.do_send(Joined {
+                node_id: "n0".into(),
+            });
+            let links: BTreeMap<_, _> = peers.iter().map(|&p| (p, recorder())).collect();
+            let gossip = recorder::<PeerGossip>();
+            store.do_send(LinksChanged {
+                added: links
+                    .iter()
+                    .map(|(&p, r)| LinkHandle {
+                        peer: p.to_string(),
+                        updates: r.clone().recipient(),
+                        gossip: gossip.clone().recipient(),
+                    })
+                    .collect(),
+                removed: vec![],
+            });
+            let rig = Rig { store, out, links };
+            rig.settle().await;
+            for r in rig.links.values() {
+                take(r).await;
+            }
+            rig
+        }
+
+        /// Waits until the store has handled everything sent so far.
+        async fn settle(&self) {
+            self.store.send(Drain).await.unwrap();
+        }
+
+        async fn items_sent_to(&self, peer: &str) -> Vec<Vec<Item>> {
+            take(&self.links[peer])
+                .await
+                .into_iter()
+                .map(|u| u.items.to_vec())
+                .collect()
+        }
+    }
+
+    #[actix::test]
+    async fn broadcast_is_stored_published_and_acknowledged_once() {
+        let rig = Rig::new(&["n1", "n2"]).await;
+        rig.store.do_send(ClientBroadcast {
+            reply_to: reply_to(1),
+            value: 5,
+        });
+        rig.store.do_send(ClientBroadcast {
+            reply_to: reply_to(2),
+            value: 5,
+        });
+        rig.store.do_send(ClientRead {
+            reply_to: reply_to(3),
+        });
+        rig.settle().await;
+        let out: Vec<OutBody> = take(&rig.out).await.into_iter().map(|o| o.body).collect();
+        assert_eq!(
+            out,
+            [
+                OutBody::BroadcastOk { in_reply_to: 1 },
+                OutBody::BroadcastOk { in_reply_to: 2 },
+                OutBody::ReadOk {
+                    messages: vec![5],
+                    in_reply_to: 3
+                },
+            ]
+        );
+        let once = vec![vec![Item::new("n0", 1, 5)]];
+        assert_eq!(rig.items_sent_to("n1").await, once);
+        assert_eq!(rig.items_sent_to("n2").await, once);
+    }
+
+    #[actix::test]
+    async fn merged_items_go_to_every_link_but_their_source_and_only_when_new() {
+        let rig = Rig::new(&["n1", "n2", "n3"]).await;
+        let a = Item::new("n1", 1, 10);
+        let b = Item::new("n1", 2, 11);
+        rig.store.do_send(Merge {
+            from: "n1".into(),
+            items: vec![a.clone()],
+        });
+        // n2 relays a again plus b: only b is new.
+        rig.store.do_send(Merge {
+            from: "n2".into(),
+            items: vec![a.clone(), b.clone()],
+        });
+        rig.settle().await;
+        let source = take(&rig.links["n1"]).await;
+        assert!(source.iter().all(|u| !u.items.contains(&a)));
+        assert_eq!(
+            source.iter().map(|u| u.items.to_vec()).collect::<Vec<_>>(),
+            [vec![], vec![b.clone()]],
+            "the source link gets the digest change, not its own items"
+        );
+        assert!(source[0].digest.covers("n1", 1));
+        assert_eq!(rig.items_sent_to("n2").await, [vec![a.clone()], vec![]]);
+        assert_eq!(rig.items_sent_to("n3").await, [vec![a], vec![b]]);
+        rig.store.do_send(ClientRead {
+            reply_to: reply_to(4),
+        });
+        rig.settle().await;
+        assert_eq!(
+            take(&rig.out).await[0].body,
+            OutBody::ReadOk {
+                messages: vec![10, 11],
+                in_reply_to: 4
+            }
+        );
+    }
+
+    #[actix::test]
+    async fn a_new_link_starts_with_every_item_and_before_init_broadcasts_are_refused() {
+        let out = recorder::<Outbound>();
+        let store = MessageStore::new(out.clone().recipient()).start();
+        // Gossip that arrives before init is kept.
+        store.do_send(Merge {
+            from: "n4".into(),
+            items: vec![Item::new("n4", 1, 99)],
+        });
+        store.do_send(ClientBroadcast {
+            reply_to: reply_to(1),
+            value: 1,
+        });
+        store.do_send(ClientRead {
+            reply_to: reply_to(2),
+        });
+        let link = recorder::<LocalUpdate>();
+        let gossip = recorder::<PeerGossip>();
+        store.do_send(LinksChanged {
+            added: vec![LinkHandle {
+                peer: "n1".into(),
+                updates: link.clone().recipient(),
+                gossip: gossip.recipient(),
+            }],
+            removed: vec![],
+        });
+        store.send(Drain).await.unwrap();
+        let replies: Vec<OutBody> = take(&out).await.into_iter().map(|o| o.body).collect();
+        assert!(matches!(
+            replies[0],
+            OutBody::Error {
+                in_reply_to: 1,
+                code: TEMPORARILY_UNAVAILABLE,
+                ..
+            }
+        ));
+        assert_eq!(
+            replies[1],
+            OutBody::ReadOk {
+                messages: vec![99],
+                in_reply_to: 2
+            }
+        );
+        let seeded = take(&link).await;
+        assert_eq!(seeded.len(), 1);
+        assert_eq!(seeded[0].items.to_vec(), [Item::new("n4", 1, 99)]);
+        // The link to n4 starts without n4's own item, but with the digest.
+        let n4 = recorder::<LocalUpdate>();
+        store.do_send(LinksChanged {
+            added: vec![LinkHandle {
+                peer: "n4".into(),
+                updates: n4.clone().recipient(),
+                gossip: recorder::<PeerGossip>().recipient(),
+            }],
+            removed: vec![],
+        });
+        store.send(Drain).await.unwrap();
+        let seeded = take(&n4).await;
+        assert!(seeded[0].items.is_empty());
+        assert!(seeded[0].digest.covers("n4", 1));
+    }
+}

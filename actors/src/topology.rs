@@ -1,0 +1,346 @@
+//! TopologyManager: the node id, the cluster and the overlay. It answers
+//! `init` and `topology`, starts exactly one NeighborGossip per overlay
+//! neighbour, replaces them when the overlay changes, and tells the store and
+//! the stdin reader which links exist.
+
+use crate::clock::Clock;
+use crate::config::{Config, OverlayKind};
+use crate::link::LinkPolicy;
+use crate::neighbor::{LocalUpdate, NeighborGossip, NeighborSetup, PeerGossip, StopLink};
+use crate::overlay;
+use crate::protocol::{OutBody, ReplyTo, MALFORMED_REQUEST};
+use crate::stdin_reader::Drain;
+use crate::stdout_writer::Outbound;
+use crate::store::Merge;
+use actix::prelude::*;
+use std::collections::BTreeMap;
+
+/// Maelstrom's `init`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct InitRequest {
+    pub reply_to: ReplyTo,
+    pub node_id: String,
+    pub node_ids: Vec<String>,
+}
+
+/// Maelstrom's `topology`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct TopologyRequest {
+    pub reply_to: ReplyTo,
+    pub topology: BTreeMap<String, Vec<String>>,
+}
+
+/// How to reach one link's actor.
+#[derive(Debug, Clone)]
+pub struct LinkHandle {
+    pub peer: String,
+    pub updates: Recipient<LocalUpdate>,
+    pub gossip: Recipient<PeerGossip>,
+}
+
+/// Links started and stopped (a replaced link is in both).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct LinksChanged {
+    pub added: Vec<LinkHandle>,
+    pub removed: Vec<String>,
+}
+
+/// Whom the TopologyManager talks to.
+pub struct TopologyPeers {
+    pub out: Recipient<Outbound>,
+    /// Where new links send merged items (the store).
+    pub merge: Recipient<Merge>,
+    /// Who must know the links (the store and the stdin reader).
+    pub watchers: Vec<Recipient<LinksChanged>>,
+}
+
+pub struct TopologyManager {
+    config: Config,
+    clock: Clock,
+    peers: TopologyPeers,
+    /// (own id, every node id) once `init` has arrived.
+    cluster: Option<(String, Vec<String>)>,
+    offered: Option<BTreeMap<String, Vec<String>>>,
+    links: BTreeMap<String, (LinkPolicy, Addr<NeighborGossip>)>,
+}
+
+impl TopologyManager {
+    pub fn new(config: Config, clock: Clock, peers: TopologyPeers) -> Self {
+        TopologyManager {
+            config,
+            clock,
+            peers,
+            cluster: None,
+            offered: None,
+            links: BTreeMap::new(),
+        }
+    }
+
+    /// Brings the running links in line with the overlay plan: unchanged
+    /// links keep their state, others are stopped and (re)started.
+    fn replan(&mut self) {
+        let Some((me, node_ids)) = &self.cluster else {
+            return;
+        };
+        let plan = overlay::plan(me, node_ids, self.offered.as_ref(), &self.config.gossip);
+        let planned: BTreeMap<String, LinkPolicy> = plan.into_iter().collect();
+        let removed: Vec<String> = self
+            .links
+            .iter()
+            .filter(|(peer, (policy, _))| planned.get(*peer) != Some(policy))
+            .map(|(peer, _)| peer.clone())
+            .collect();
+        for peer in &removed {
+            if let Some((_, addr)) = self.links.remove(peer) {
+                addr.do_send(StopLink);
+            }
+        }
+        let mut added = Vec::new();
+        for (peer, policy) in planned {
+            if self.links.contains_key(&peer) {
+                continue;
+            }
+            let addr = NeighborGossip::new(NeighborSetup {
+                me: me.clone(),
+                peer: peer.clone(),
+                policy: policy.clone(),
+                clock: self.clock,
+                trace_interval_ms: self.config.trace_interval_ms,
+                out: self.peers.out.clone(),
+                store: self.peers.merge.clone(),
+            })
+            .start();
+            added.push(LinkHandle {
+                peer: peer.clone(),
+                updates: addr.clone().recipient(),
+                gossip: addr.clone().recipient(),
+            });
+            self.links.insert(peer, (policy, addr));
+        }
+        if added.is_empty() && removed.is_empty() {
+            return;
+        }
+        log::info!(
+            "overlay {}: links to [{}]",
+            self.config.gossip.overlay,
+            self.links.keys().cloned().collect::<Vec<_>>().join(",")
+        );
+        for watcher in &self.peers.watchers {
+            watcher.do_send(LinksChanged {
+                added: added.clone(),
+                removed: removed.clone(),
+            });
+        }
+    }
+
+    fn reply(&self, to: &ReplyTo, body: OutBody) {
+        self.peers.out.do_send(Outbound::reply(to, body));
+    }
+}
+
+impl Actor for TopologyManager {
+    type Context = Context<Self>;
+}
+
+impl Handler<InitRequest> for TopologyManager {
+    type Result = ();
+
+    /// Joins the cluster, starts the overlay's links and answers `init_ok`.
+    fn handle(&mut self, msg: InitRequest, _ctx: &mut Self::Context) {
+        let in_reply_to = msg.reply_to.msg_id;
+        match &self.cluster {
+            Some((me, _)) if *me != msg.node_id => {
+                log::warn!("init as {} after init as {me}; refused", msg.node_id);
+                self.reply(
+                    &msg.reply_to,
+                    OutBody::Error {
+                        in_reply_to,
+                        code: MALFORMED_REQUEST,
+                        text: format!("already initialised as {me}"),
+                    },
+                );
+                return;
+            }
+            _ => {}
+        }
+        if !msg.node_ids.contains(&msg.node_id) {
+            log::warn!("init: {} is not among node_ids; no links", msg.node_id);
+        }
+        self.cluster = Some((msg.node_id, msg.node_ids));
+        self.replan();
+        self.reply(&msg.reply_to, OutBody::InitOk { in_reply_to });
+    }
+}
+
+impl Handler<TopologyRequest> for TopologyManager {
+    type Result = ();
+
+    /// Answers `topology_ok`; only the `offered` overlay uses the content.
+    fn handle(&mut self, msg: TopologyRequest, _ctx: &mut Self::Context) {
+        if self.config.gossip.overlay == OverlayKind::Offered {
+            self.offered = Some(msg.topology);
+            self.replan();
+        }
+        self.reply(
+            &msg.reply_to,
+            OutBody::TopologyOk {
+                in_reply_to: msg.reply_to.msg_id,
+            },
+        );
+    }
+}
+
+impl Handler<Drain> for TopologyManager {
+    type Result = ();
+
+    /// Answers once every earlier message is handled (and replied to).
+    fn handle(&mut self, _: Drain, _ctx: &mut Self::Context) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Profile;
+    use crate::testkit::{recorder, take, Recorder};
+
+    struct Rig {
+        topology: Addr<TopologyManager>,
+        out: Addr<Recorder<Outbound>>,
+        watcher: Addr<Recorder<LinksChanged>>,
+    }
+
+    fn start(overlay: OverlayKind) -> Rig {
+        let mut config = Config::profile(Profile::Default);
+        config.gossip.overlay = overlay;
+        let out = recorder::<Outbound>();
+        let merge = recorder::<Merge>();
+        let watcher = recorder::<LinksChanged>();
+        let topology = TopologyManager::new(
+            config,
+            Clock::starting_at(0),
+            TopologyPeers {
+                out: out.clone().recipient(),
+                merge: merge.recipient(),
+                watchers: vec![watcher.clone().recipient()],
+            },
+        )
+        .start();
+        Rig {
+            topology,
+            out,
+            watcher,
+        }
+    }
+
+    fn to(msg_id: u64) -> ReplyTo {
+        ReplyTo {
+            client: "c0".into(),
+            node: "n1".into(),
+            msg_id,
+        }
+    }
+
+    fn init() -> InitRequest {
+        InitRequest {
+            reply_to: to(1),
+            node_id: "n1".into(),
+            node_ids: (0..5).map(|i| format!("n{i}")).collect(),
+        }
+    }
+
+    fn topology(pairs: &[(&str, &[&str])]) -> TopologyRequest {
+        TopologyRequest {
+            reply_to: to(2),
+            topology: pairs
+                .iter()
+                .map(|(n, ps)| (n.to_string(), ps.iter().map(|p| p.to_string()).collect()))
+                .collect(),
+        }
+    }
+
+    fn peers(changes: &[LinksChanged]) -> Vec<(Vec<String>, Vec<String>)> {
+        changes
+            .iter()
+            .map(|c| {
+                (
+                    c.added.iter().map(|h| h.peer.clone()).collect(),
+                    c.removed.clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[actix::test]
+    async fn init_starts_one_link_per_neighbour_and_topology_changes_nothing() {
+        let rig = start(OverlayKind::Tree(2));
+        rig.topology.do_send(init());
+        rig.topology.do_send(topology(&[("n1", &["n2"])]));
+        rig.topology.send(Drain).await.unwrap();
+        let replies: Vec<OutBody> = take(&rig.out).await.into_iter().map(|o| o.body).collect();
+        assert_eq!(
+            replies,
+            [
+                OutBody::InitOk { in_reply_to: 1 },
+                OutBody::TopologyOk { in_reply_to: 2 }
+            ]
+        );
+        // tree:2 over n0..n4: n1's parent is n0, its children n3 and n4.
+        let changes = take(&rig.watcher).await;
+        assert_eq!(
+            peers(&changes),
+            [(vec!["n0".into(), "n3".into(), "n4".into()], vec![])]
+        );
+        for handle in &changes[0].added {
+            assert!(handle.updates.connected());
+        }
+    }
+
+    #[actix::test]
+    async fn offered_overlay_replaces_links_on_a_new_topology() {
+        let rig = start(OverlayKind::Offered);
+        rig.topology.do_send(init());
+        rig.topology.send(Drain).await.unwrap();
+        assert!(
+            take(&rig.watcher).await.is_empty(),
+            "no links before topology"
+        );
+        rig.topology
+            .do_send(topology(&[("n1", &["n0", "n2"]), ("n0", &["n1"])]));
+        rig.topology.send(Drain).await.unwrap();
+        let first = take(&rig.watcher).await;
+        assert_eq!(peers(&first), [(vec!["n0".into(), "n2".into()], vec![])]);
+        rig.topology.do_send(topology(&[("n1", &["n2", "n3"])]));
+        rig.topology.send(Drain).await.unwrap();
+        let second = take(&rig.watcher).await;
+        assert_eq!(peers(&second), [(vec!["n3".into()], vec!["n0".into()])]);
+        tokio::task::yield_now().await;
+        let old_n0 = &first[0].added[0];
+        assert_eq!(old_n0.peer, "n0");
+        assert!(!old_n0.updates.connected(), "the replaced actor stopped");
+        assert!(first[0].added[1].updates.connected(), "n2's link kept");
+    }
+
+    #[actix::test]
+    async fn a_second_init_as_another_node_is_refused() {
+        let rig = start(OverlayKind::Star);
+        rig.topology.do_send(init());
+        let mut again = init();
+        again.node_id = "n2".into();
+        again.reply_to = to(9);
+        rig.topology.do_send(again);
+        rig.topology.send(Drain).await.unwrap();
+        let replies: Vec<OutBody> = take(&rig.out).await.into_iter().map(|o| o.body).collect();
+        assert!(matches!(
+            replies[1],
+            OutBody::Error {
+                in_reply_to: 9,
+                code: MALFORMED_REQUEST,
+                ..
+            }
+        ));
+        assert_eq!(take(&rig.watcher).await.len(), 1);
+    }
+}
