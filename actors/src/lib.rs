@@ -56,7 +56,7 @@ where
     let store = MessageStore::new(writer.clone().recipient()).start();
     let topology_ctx = Context::<TopologyManager>::new();
     let topology = topology_ctx.address();
-    let reader = StdinReader::new(
+    StdinReader::new(
         input,
         config.max_line_bytes,
         Routes {
@@ -77,8 +77,7 @@ where
         clock,
         TopologyPeers {
             out: writer.recipient(),
-            merge: store.clone().recipient(),
-            watchers: vec![store.recipient(), reader.recipient()],
+            store: store.recipient(),
         },
     ));
 }

@@ -12,7 +12,6 @@ use crate::digest::{Digest, Item};
 use crate::link::{Link, LinkPolicy, LinkStats};
 use crate::protocol::{Gossip, OutBody};
 use crate::stdout_writer::Outbound;
-use crate::store::Merge;
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +25,8 @@ pub struct LocalUpdate {
     pub digest: Arc<Digest>,
 }
 
-/// A gossip message from this link's peer.
+/// A gossip message from this link's peer, after the store has merged its
+/// items (so a read that arrives after it on stdin already sees them).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct PeerGossip(pub Gossip);
@@ -44,7 +44,6 @@ pub struct NeighborSetup {
     pub clock: Clock,
     pub trace_interval_ms: u64,
     pub out: Recipient<Outbound>,
-    pub store: Recipient<Merge>,
 }
 
 pub struct NeighborGossip {
@@ -52,7 +51,6 @@ pub struct NeighborGossip {
     link: Link,
     clock: Clock,
     out: Recipient<Outbound>,
-    store: Recipient<Merge>,
     /// The one armed wake-up: its instant and handle.
     wake: Option<(u64, SpawnHandle)>,
     trace_interval_ms: u64,
@@ -67,7 +65,6 @@ impl NeighborGossip {
             me: setup.me,
             clock: setup.clock,
             out: setup.out,
-            store: setup.store,
             wake: None,
             trace_interval_ms: setup.trace_interval_ms,
             trace_armed: false,
@@ -147,16 +144,9 @@ impl Handler<LocalUpdate> for NeighborGossip {
 impl Handler<PeerGossip> for NeighborGossip {
     type Result = ();
 
-    /// Learns the peer's digest (its acknowledgements) and passes its items
-    /// to the store.
+    /// Learns the peer's digest (its acknowledgements) and what it sent.
     fn handle(&mut self, PeerGossip(gossip): PeerGossip, ctx: &mut Self::Context) {
         self.link.on_peer_message(self.clock.now_ms(), &gossip);
-        if !gossip.items.is_empty() {
-            self.store.do_send(Merge {
-                from: self.link.peer().to_string(),
-                items: gossip.items,
-            });
-        }
         self.step(ctx);
     }
 }
@@ -198,13 +188,11 @@ mod tests {
     struct Rig {
         gossip: Addr<NeighborGossip>,
         out: Addr<Recorder<Outbound>>,
-        store: Addr<Recorder<Merge>>,
     }
 
     fn start(flush: Flush) -> Rig {
         tokio::time::pause();
         let out = recorder::<Outbound>();
-        let store = recorder::<Merge>();
         let gossip = NeighborGossip::new(NeighborSetup {
             me: "n0".into(),
             peer: "n1".into(),
@@ -212,10 +200,9 @@ mod tests {
             clock: Clock::starting_at(START),
             trace_interval_ms: 1000,
             out: out.clone().recipient(),
-            store: store.clone().recipient(),
         })
         .start();
-        Rig { gossip, out, store }
+        Rig { gossip, out }
     }
 
     fn digest(items: &[&Item]) -> Arc<Digest> {
@@ -297,10 +284,6 @@ mod tests {
         }));
         sleep(Duration::from_secs(60)).await;
         assert!(sent(&rig).await.is_empty());
-        assert!(
-            take(&rig.store).await.is_empty(),
-            "a digest-only message has no items to merge"
-        );
     }
 
     #[actix::test]
@@ -313,12 +296,6 @@ mod tests {
             ts: START,
         }));
         sleep(Duration::from_millis(1)).await;
-        let merged = take(&rig.store).await;
-        assert_eq!(merged.len(), 1);
-        assert_eq!(
-            (merged[0].from.as_str(), merged[0].items.clone()),
-            ("n1", vec![theirs.clone()])
-        );
         // The store took it (digest only: it came from this peer), then a
         // client value of ours arrives within the ack delay.
         rig.gossip.do_send(LocalUpdate {

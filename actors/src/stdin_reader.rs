@@ -4,14 +4,12 @@
 //! At end of input it waits until the store and topology manager have
 //! answered everything, then tells the writer to flush and stop.
 
-use crate::neighbor::PeerGossip;
 use crate::protocol::{parse_line, ReplyTo, Request};
 use crate::stdout_writer::{Outbound, Shutdown};
 use crate::store::{ClientBroadcast, ClientRead, Joined, Merge};
-use crate::topology::{InitRequest, LinksChanged, TopologyRequest};
+use crate::topology::{InitRequest, TopologyRequest};
 use actix::prelude::*;
 use bytes::BytesMut;
-use std::collections::BTreeMap;
 use std::io;
 use tokio::io::AsyncRead;
 use tokio_util::codec::{Decoder, FramedRead, LinesCodec, LinesCodecError};
@@ -73,7 +71,7 @@ pub struct Routes {
     pub topology: Recipient<TopologyRequest>,
     pub broadcast: Recipient<ClientBroadcast>,
     pub read: Recipient<ClientRead>,
-    /// Items from a peer that has no link here (yet).
+    /// Gossip from a peer (the store merges it, then hands it to the link).
     pub merge: Recipient<Merge>,
     pub out: Recipient<Outbound>,
     /// Actors whose replies must be written before output closes.
@@ -84,7 +82,6 @@ pub struct Routes {
 pub struct StdinReader<R: AsyncRead + Unpin + 'static> {
     input: Option<FramedRead<R, InputLines>>,
     routes: Routes,
-    links: BTreeMap<String, Recipient<PeerGossip>>,
 }
 
 impl<R: AsyncRead + Unpin + 'static> StdinReader<R> {
@@ -92,7 +89,6 @@ impl<R: AsyncRead + Unpin + 'static> StdinReader<R> {
         StdinReader {
             input: Some(FramedRead::new(input, InputLines::new(max_line_bytes))),
             routes,
-            links: BTreeMap::new(),
         }
     }
 
@@ -134,14 +130,10 @@ impl<R: AsyncRead + Unpin + 'static> StdinReader<R> {
             Request::Read(b) => self.routes.read.do_send(ClientRead {
                 reply_to: reply_to(b.msg_id),
             }),
-            Request::Gossip(g) => match self.links.get(&envelope.src) {
-                Some(link) => link.do_send(PeerGossip(g)),
-                None if !g.items.is_empty() => self.routes.merge.do_send(Merge {
-                    from: envelope.src,
-                    items: g.items,
-                }),
-                None => {}
-            },
+            Request::Gossip(gossip) => self.routes.merge.do_send(Merge {
+                from: envelope.src,
+                gossip,
+            }),
         }
     }
 }
@@ -195,27 +187,12 @@ impl<R: AsyncRead + Unpin + 'static> StreamHandler<io::Result<InputLine>> for St
     }
 }
 
-impl<R: AsyncRead + Unpin + 'static> Handler<LinksChanged> for StdinReader<R> {
-    type Result = ();
-
-    /// Routes each peer's gossip to its link from now on.
-    fn handle(&mut self, msg: LinksChanged, _ctx: &mut Self::Context) {
-        for peer in &msg.removed {
-            self.links.remove(peer);
-        }
-        for link in msg.added {
-            self.links.insert(link.peer, link.gossip);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::digest::{Digest, Item};
     use crate::protocol::{Gossip, OutBody};
     use crate::testkit::{recorder, take, Recorder};
-    use crate::topology::LinkHandle;
     use tokio::io::AsyncWriteExt;
 
     struct Rig {
@@ -228,11 +205,10 @@ mod tests {
         out: Addr<Recorder<Outbound>>,
         drain: Addr<Recorder<Drain>>,
         shutdown: Addr<Recorder<Shutdown>>,
-        link_n1: Addr<Recorder<PeerGossip>>,
     }
 
     /// Feeds `input` (then EOF) to a reader whose routes are recorders; the
-    /// reader knows a link to n1.
+    /// reader routes everything there.
     async fn feed(input: &[u8], max_line_bytes: usize) -> Rig {
         tokio::time::pause();
         let rig = Rig {
@@ -245,10 +221,9 @@ mod tests {
             out: recorder(),
             drain: recorder(),
             shutdown: recorder(),
-            link_n1: recorder(),
         };
         let (mut tx, rx) = tokio::io::duplex(1 << 16);
-        let reader = StdinReader::new(
+        StdinReader::new(
             rx,
             max_line_bytes,
             Routes {
@@ -264,17 +239,6 @@ mod tests {
             },
         )
         .start();
-        reader
-            .send(LinksChanged {
-                added: vec![LinkHandle {
-                    peer: "n1".into(),
-                    updates: recorder::<crate::neighbor::LocalUpdate>().recipient(),
-                    gossip: rig.link_n1.clone().recipient(),
-                }],
-                removed: vec![],
-            })
-            .await
-            .unwrap();
         tx.write_all(input).await.unwrap();
         drop(tx);
         // Paused time only moves once every actor is idle: after this, the
@@ -318,22 +282,21 @@ mod tests {
         let b = take(&rig.broadcast).await;
         assert_eq!((b[0].value, b[0].reply_to.msg_id), (17, 3));
         assert_eq!(take(&rig.read).await[0].reply_to.msg_id, 4);
-        let via_link = take(&rig.link_n1).await;
+        let merged = take(&rig.merge).await;
+        let senders: Vec<&str> = merged.iter().map(|m| m.from.as_str()).collect();
         assert_eq!(
-            via_link[0].0,
+            senders,
+            ["n1", "n7", "n8"],
+            "all gossip goes to the store, in order"
+        );
+        assert_eq!(
+            merged[0].gossip,
             Gossip {
                 items: vec![Item::new("n1", 1, 5)],
                 digest: Digest::default(),
                 ts: 5
             }
         );
-        let merged = take(&rig.merge).await;
-        assert_eq!(
-            merged.len(),
-            1,
-            "an empty digest from an unlinked peer is dropped"
-        );
-        assert_eq!(merged[0].from, "n7");
         assert!(take(&rig.out).await.is_empty());
         assert_eq!(take(&rig.drain).await.len(), 1);
         assert_eq!(take(&rig.shutdown).await.len(), 1);

@@ -4,11 +4,11 @@
 //! changed digest so it can acknowledge).
 
 use crate::digest::{Digest, Item};
-use crate::neighbor::LocalUpdate;
-use crate::protocol::{OutBody, ReplyTo, TEMPORARILY_UNAVAILABLE};
+use crate::neighbor::{LocalUpdate, PeerGossip};
+use crate::protocol::{Gossip, OutBody, ReplyTo, TEMPORARILY_UNAVAILABLE};
 use crate::stdin_reader::Drain;
 use crate::stdout_writer::Outbound;
-use crate::topology::LinksChanged;
+use crate::topology::{LinkHandle, LinksChanged};
 use actix::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -35,12 +35,14 @@ pub struct ClientRead {
     pub reply_to: ReplyTo,
 }
 
-/// Items a peer sent.
+/// A gossip message from a peer. The store takes its items first and then
+/// hands the message to the peer's link (if there is one yet), so every
+/// request read after it on stdin sees its values.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Merge {
     pub from: String,
-    pub items: Vec<Item>,
+    pub gossip: Gossip,
 }
 
 pub struct MessageStore {
@@ -53,7 +55,7 @@ pub struct MessageStore {
     /// Index of `items` by value: the answer to a read, and how a value
     /// broadcast twice is recognised.
     values: BTreeSet<i64>,
-    links: BTreeMap<String, Recipient<LocalUpdate>>,
+    links: BTreeMap<String, LinkHandle>,
     out: Recipient<Outbound>,
 }
 
@@ -71,13 +73,17 @@ impl MessageStore {
 
     /// Takes the items not held yet (from `source`, or from a client when
     /// `None`); returns them.
-    fn absorb(&mut self, items: impl IntoIterator<Item = Item>, source: Option<&str>) -> Vec<Item> {
+    fn absorb<'a>(
+        &mut self,
+        items: impl IntoIterator<Item = &'a Item>,
+        source: Option<&str>,
+    ) -> Vec<Item> {
         let mut fresh = Vec::new();
         for item in items {
             if Arc::make_mut(&mut self.digest).insert(&item.origin, item.seq) {
                 self.values.insert(item.value);
                 self.items.push((item.clone(), source.map(str::to_string)));
-                fresh.push(item);
+                fresh.push(item.clone());
             }
         }
         fresh
@@ -94,7 +100,7 @@ impl MessageStore {
             } else {
                 items.clone()
             };
-            link.do_send(LocalUpdate {
+            link.updates.do_send(LocalUpdate {
                 items,
                 digest: self.digest.clone(),
             });
@@ -135,7 +141,7 @@ impl Handler<ClientBroadcast> for MessageStore {
         };
         if !self.values.contains(&msg.value) {
             let seq = self.digest.high_water(&me) + 1;
-            let fresh = self.absorb([Item::new(me, seq, msg.value)], None);
+            let fresh = self.absorb(&[Item::new(me, seq, msg.value)], None);
             self.publish(fresh, None);
         }
         self.out.do_send(Outbound::reply(
@@ -165,9 +171,13 @@ impl Handler<ClientRead> for MessageStore {
 impl Handler<Merge> for MessageStore {
     type Result = ();
 
-    /// Takes a peer's items and publishes the new ones.
+    /// Takes a peer's items, hands the message to the peer's link (its
+    /// acknowledgements) and then publishes the new items.
     fn handle(&mut self, msg: Merge, _ctx: &mut Self::Context) {
-        let fresh = self.absorb(msg.items, Some(&msg.from));
+        let fresh = self.absorb(&msg.gossip.items, Some(&msg.from));
+        if let Some(link) = self.links.get(&msg.from) {
+            link.gossip.do_send(PeerGossip(msg.gossip));
+        }
         if !fresh.is_empty() {
             self.publish(fresh, Some(&msg.from));
         }
@@ -194,7 +204,7 @@ impl Handler<LinksChanged> for MessageStore {
                 items,
                 digest: self.digest.clone(),
             });
-            self.links.insert(link.peer, link.updates);
+            self.links.insert(link.peer.clone(), link);
         }
     }
 }
@@ -213,6 +223,17 @@ mod tests {
     use crate::testkit::{recorder, take, Recorder};
     use crate::topology::LinkHandle;
 
+    fn merge(from: &str, items: Vec<Item>) -> Merge {
+        Merge {
+            from: from.into(),
+            gossip: Gossip {
+                items,
+                digest: Digest::default(),
+                ts: 0,
+            },
+        }
+    }
+
     fn reply_to(msg_id: u64) -> ReplyTo {
         ReplyTo {
             client: "c9".into(),
@@ -225,6 +246,8 @@ mod tests {
         store: Addr<MessageStore>,
         out: Addr<Recorder<Outbound>>,
         links: BTreeMap<&'static str, Addr<Recorder<LocalUpdate>>>,
+        /// What every link actor receives from its peer, via the store.
+        gossip: Addr<Recorder<PeerGossip>>,
     }
 
     impl Rig {
@@ -247,7 +270,12 @@ mod tests {
                     .collect(),
                 removed: vec![],
             });
-            let rig = Rig { store, out, links };
+            let rig = Rig {
+                store,
+                out,
+                links,
+                gossip,
+            };
             rig.settle().await;
             for r in rig.links.values() {
                 take(r).await;
@@ -302,19 +330,40 @@ mod tests {
     }
 
     #[actix::test]
+    async fn gossip_is_merged_before_its_link_sees_it_and_before_a_later_read() {
+        let rig = Rig::new(&["n1"]).await;
+        let a = Item::new("n1", 1, 10);
+        rig.store.do_send(merge("n1", vec![a.clone()]));
+        rig.store.do_send(ClientRead {
+            reply_to: reply_to(1),
+        });
+        rig.store.do_send(merge("n9", vec![Item::new("n9", 1, 11)]));
+        rig.settle().await;
+        assert_eq!(
+            take(&rig.out).await[0].body,
+            OutBody::ReadOk {
+                messages: vec![10],
+                in_reply_to: 1
+            },
+            "a read that follows gossip on stdin sees its values"
+        );
+        let forwarded = take(&rig.gossip).await;
+        assert_eq!(
+            forwarded.len(),
+            1,
+            "n9 has no link here: nothing to forward"
+        );
+        assert_eq!(forwarded[0].0.items, [a]);
+    }
+
+    #[actix::test]
     async fn merged_items_go_to_every_link_but_their_source_and_only_when_new() {
         let rig = Rig::new(&["n1", "n2", "n3"]).await;
         let a = Item::new("n1", 1, 10);
         let b = Item::new("n1", 2, 11);
-        rig.store.do_send(Merge {
-            from: "n1".into(),
-            items: vec![a.clone()],
-        });
+        rig.store.do_send(merge("n1", vec![a.clone()]));
         // n2 relays a again plus b: only b is new.
-        rig.store.do_send(Merge {
-            from: "n2".into(),
-            items: vec![a.clone(), b.clone()],
-        });
+        rig.store.do_send(merge("n2", vec![a.clone(), b.clone()]));
         rig.settle().await;
         let source = take(&rig.links["n1"]).await;
         assert!(source.iter().all(|u| !u.items.contains(&a)));
@@ -344,10 +393,7 @@ mod tests {
         let out = recorder::<Outbound>();
         let store = MessageStore::new(out.clone().recipient()).start();
         // Gossip that arrives before init is kept.
-        store.do_send(Merge {
-            from: "n4".into(),
-            items: vec![Item::new("n4", 1, 99)],
-        });
+        store.do_send(merge("n4", vec![Item::new("n4", 1, 99)]));
         store.do_send(ClientBroadcast {
             reply_to: reply_to(1),
             value: 1,

@@ -11,7 +11,6 @@ use crate::overlay;
 use crate::protocol::{OutBody, ReplyTo, MALFORMED_REQUEST};
 use crate::stdin_reader::Drain;
 use crate::stdout_writer::Outbound;
-use crate::store::Merge;
 use actix::prelude::*;
 use std::collections::BTreeMap;
 
@@ -51,10 +50,8 @@ pub struct LinksChanged {
 /// Whom the TopologyManager talks to.
 pub struct TopologyPeers {
     pub out: Recipient<Outbound>,
-    /// Where new links send merged items (the store).
-    pub merge: Recipient<Merge>,
-    /// Who must know the links (the store and the stdin reader).
-    pub watchers: Vec<Recipient<LinksChanged>>,
+    /// Who must know the links: the store, which feeds them.
+    pub store: Recipient<LinksChanged>,
 }
 
 pub struct TopologyManager {
@@ -110,7 +107,6 @@ impl TopologyManager {
                 clock: self.clock,
                 trace_interval_ms: self.config.trace_interval_ms,
                 out: self.peers.out.clone(),
-                store: self.peers.merge.clone(),
             })
             .start();
             added.push(LinkHandle {
@@ -128,12 +124,7 @@ impl TopologyManager {
             self.config.gossip.overlay,
             self.links.keys().cloned().collect::<Vec<_>>().join(",")
         );
-        for watcher in &self.peers.watchers {
-            watcher.do_send(LinksChanged {
-                added: added.clone(),
-                removed: removed.clone(),
-            });
-        }
+        self.peers.store.do_send(LinksChanged { added, removed });
     }
 
     fn reply(&self, to: &ReplyTo, body: OutBody) {
@@ -216,15 +207,13 @@ mod tests {
         let mut config = Config::profile(Profile::Default);
         config.gossip.overlay = overlay;
         let out = recorder::<Outbound>();
-        let merge = recorder::<Merge>();
         let watcher = recorder::<LinksChanged>();
         let topology = TopologyManager::new(
             config,
             Clock::starting_at(0),
             TopologyPeers {
                 out: out.clone().recipient(),
-                merge: merge.recipient(),
-                watchers: vec![watcher.clone().recipient()],
+                store: watcher.clone().recipient(),
             },
         )
         .start();
