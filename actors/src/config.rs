@@ -1,9 +1,8 @@
 //! Tuning knobs: flags after the binary name or `BROADCAST_*` environment
 //! variables, profile presets they override, and validation with a one-line
-//! reason for a bad value.
+//! reason for a bad value. Parsed by hand (the node's crates are actix, serde,
+//! log and friends; a flag table is all this needs).
 
-use clap::{Parser, ValueEnum};
-use std::ffi::OsString;
 use std::fmt;
 use std::str::FromStr;
 
@@ -49,18 +48,30 @@ impl fmt::Display for OverlayKind {
 }
 
 /// Presets; explicit knobs override them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     /// The same as 3d.
     Default,
-    /// Star with ~350 ms rounds (challenge 3d: median < 400 ms, max < 600 ms).
-    #[value(name = "3d")]
+    /// Star with 430 ms rounds (challenge 3d: median < 400 ms, max < 600 ms).
     ThreeD,
-    /// Star with ~1500 ms rounds (challenge 3e: fewest messages).
-    #[value(name = "3e")]
+    /// Star with 1700 ms rounds (challenge 3e: fewest messages).
     ThreeE,
     /// Fan-out of own values with hub repair (lowest latency).
     Fast,
+}
+
+impl FromStr for Profile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "default" => Ok(Profile::Default),
+            "3d" => Ok(Profile::ThreeD),
+            "3e" => Ok(Profile::ThreeE),
+            "fast" => Ok(Profile::Fast),
+            _ => Err("expected default, 3d, 3e or fast".into()),
+        }
+    }
 }
 
 /// What the overlay planner needs.
@@ -77,6 +88,16 @@ pub struct GossipConfig {
     pub linger_ms: u64,
     /// One-way network delay assumed until a link has measured it.
     pub latency_hint_ms: u64,
+    /// Latency targets: when set, the node picks the overlay and round
+    /// length itself (see `overlay::auto_round`).
+    pub targets: Option<Targets>,
+}
+
+/// Stable-latency targets for auto-tuning, ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Targets {
+    pub median_ms: u64,
+    pub max_ms: u64,
 }
 
 /// Everything a node is configured with.
@@ -99,15 +120,16 @@ impl Profile {
             max_rto_ms,
             linger_ms: 10,
             latency_hint_ms: 100,
+            targets: None,
         };
         let gossip = match self {
-            Profile::Default | Profile::ThreeD => star(350, 700, 3000),
-            Profile::ThreeE => star(1500, 1500, 6000),
+            Profile::Default | Profile::ThreeD => star(430, 1500, 4000),
+            Profile::ThreeE => star(1700, 3000, 6000),
             Profile::Fast => GossipConfig {
                 overlay: OverlayKind::Fanout,
                 ack_delay_ms: 3000,
                 max_rto_ms: 8000,
-                ..star(350, 0, 0)
+                ..star(430, 0, 0)
             },
         };
         Config {
@@ -118,51 +140,123 @@ impl Profile {
     }
 }
 
-/// broadcast-node: one node of a Maelstrom broadcast cluster (challenges
-/// 3a-3e). Speaks Maelstrom's JSON protocol on stdin/stdout and logs to
-/// stderr (RUST_LOG, default info).
-#[derive(Debug, Parser)]
-#[command(name = "broadcast-node", version, about, long_about = None)]
-struct Cli {
-    /// Preset for every knob below; explicit knobs override it.
-    #[arg(long, env = "BROADCAST_PROFILE", value_enum, default_value = "default")]
-    profile: Profile,
-    /// Overlay: star | tree:K | offered | fanout.
-    #[arg(long, env = "BROADCAST_OVERLAY", value_name = "OVERLAY")]
-    overlay: Option<OverlayKind>,
-    /// Round length of aligned links (star, tree, offered), ms.
-    #[arg(long, env = "BROADCAST_INTERVAL_MS", value_name = "MS")]
-    interval_ms: Option<u64>,
-    /// How long an acknowledgement may wait for a batch to ride on, ms.
-    #[arg(long, env = "BROADCAST_ACK_DELAY_MS", value_name = "MS")]
-    ack_delay_ms: Option<u64>,
-    /// Lower bound of the retransmission timeout, ms.
-    #[arg(long, env = "BROADCAST_MIN_RTO_MS", value_name = "MS")]
-    min_rto_ms: Option<u64>,
-    /// Upper bound of the retransmission timeout (after backoff), ms.
-    #[arg(long, env = "BROADCAST_MAX_RTO_MS", value_name = "MS")]
-    max_rto_ms: Option<u64>,
-    /// Star hub: wait after the leaves' round arrives before flushing, ms.
-    #[arg(long, env = "BROADCAST_LINGER_MS", value_name = "MS")]
-    linger_ms: Option<u64>,
-    /// One-way delay assumed until measured, ms.
-    #[arg(long, env = "BROADCAST_LATENCY_HINT_MS", value_name = "MS")]
-    latency_hint_ms: Option<u64>,
-    /// Cadence of the per-neighbour backlog trace (log target `backlog`),
-    /// ms; 0 turns it off.
-    #[arg(long, env = "BROADCAST_TRACE_INTERVAL_MS", value_name = "MS")]
-    trace_interval_ms: Option<u64>,
-    /// Longest accepted input line, bytes.
-    #[arg(long, env = "BROADCAST_MAX_LINE_BYTES", value_name = "BYTES")]
-    max_line_bytes: Option<usize>,
-}
-
-/// Why the node does not start: help or version was asked for (print it,
-/// exit 0), or a value is bad (print the one-line reason, exit non-zero).
+/// Why the node does not start: help was asked for (print it, exit 0), or a
+/// value is bad (print the one-line reason, exit non-zero).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotStarting {
     Info(String),
     Invalid(String),
+}
+
+/// One knob: its flag (without `--`), what its value looks like, and help.
+struct Knob {
+    flag: &'static str,
+    value: &'static str,
+    help: &'static str,
+}
+
+const PROFILE: Knob = Knob {
+    flag: "profile",
+    value: "default|3d|3e|fast",
+    help: "preset for every knob below; explicit knobs override it [default: default = 3d]",
+};
+
+const KNOBS: [Knob; 12] = [
+    Knob {
+        flag: "overlay",
+        value: "star|tree:K|offered|fanout",
+        help: "which links the node gossips over",
+    },
+    Knob {
+        flag: "interval-ms",
+        value: "MS",
+        help: "round length of aligned links (star, tree, offered)",
+    },
+    Knob {
+        flag: "ack-delay-ms",
+        value: "MS",
+        help: "how long an acknowledgement may wait for a batch to ride on",
+    },
+    Knob {
+        flag: "min-rto-ms",
+        value: "MS",
+        help: "lower bound of the retransmission timeout",
+    },
+    Knob {
+        flag: "max-rto-ms",
+        value: "MS",
+        help: "upper bound of the retransmission timeout (after backoff)",
+    },
+    Knob {
+        flag: "linger-ms",
+        value: "MS",
+        help: "star hub: wait after the leaves' round arrives before flushing",
+    },
+    Knob {
+        flag: "latency-hint-ms",
+        value: "MS",
+        help: "one-way delay assumed until measured",
+    },
+    Knob {
+        flag: "target-median-ms",
+        value: "MS",
+        help: "auto-tuning: stable-latency median to meet (needs --target-max-ms)",
+    },
+    Knob {
+        flag: "target-max-ms",
+        value: "MS",
+        help: "auto-tuning: stable-latency maximum to meet; the node then picks overlay and rounds itself",
+    },
+    Knob {
+        flag: "trace-interval-ms",
+        value: "MS",
+        help: "cadence of the per-neighbour backlog trace (log target `backlog`); 0 turns it off",
+    },
+    Knob {
+        flag: "max-line-bytes",
+        value: "BYTES",
+        help: "longest accepted input line",
+    },
+    Knob {
+        flag: "help",
+        value: "",
+        help: "print this help",
+    },
+];
+
+impl Knob {
+    /// The environment variable that stands in for the flag.
+    fn env(&self) -> String {
+        format!("BROADCAST_{}", self.flag.to_uppercase().replace('-', "_"))
+    }
+}
+
+fn help_text() -> String {
+    let mut text = String::from(
+        "broadcast-node: one node of a Maelstrom broadcast cluster (challenges 3a-3e).\n\
+         Speaks Maelstrom's JSON protocol on stdin/stdout, logs to stderr (RUST_LOG, default info).\n\n\
+         Usage: broadcast-node [--KNOB VALUE | --KNOB=VALUE]...\n\
+         Every knob can also be set by its environment variable; a flag wins over it.\n\n",
+    );
+    for knob in std::iter::once(&PROFILE).chain(KNOBS.iter()) {
+        if knob.flag == "help" {
+            text.push_str(&format!("  --help\n      {}\n", knob.help));
+        } else {
+            text.push_str(&format!(
+                "  --{} <{}>   [env: {}]\n      {}\n",
+                knob.flag,
+                knob.value,
+                knob.env(),
+                knob.help
+            ));
+        }
+    }
+    text
+}
+
+fn number<T: FromStr>(flag: &str, raw: &str) -> Result<T, String> {
+    raw.parse()
+        .map_err(|_| format!("--{flag}: '{raw}' is not a non-negative integer"))
 }
 
 impl Config {
@@ -171,19 +265,69 @@ impl Config {
     pub fn from_args<I, T>(args: I) -> Result<Config, NotStarting>
     where
         I: IntoIterator<Item = T>,
-        T: Into<OsString> + Clone,
+        T: Into<std::ffi::OsString>,
     {
-        let cli = Cli::try_parse_from(args).map_err(|e| match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                NotStarting::Info(e.render().to_string())
+        Config::from_args_and_env(args, |name| std::env::var_os(name))
+    }
+
+    /// [`Config::from_args`] with the environment given as a lookup.
+    pub fn from_args_and_env<I, T>(
+        args: I,
+        env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Config, NotStarting>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString>,
+    {
+        let mut given: Vec<(&'static str, String)> = Vec::new();
+        let mut args = args.into_iter().map(Into::into).skip(1);
+        while let Some(arg) = args.next() {
+            let arg = arg
+                .into_string()
+                .map_err(|_| NotStarting::Invalid("an argument is not UTF-8".into()))?;
+            let Some(flag) = arg.strip_prefix("--") else {
+                return Err(NotStarting::Invalid(format!(
+                    "unexpected argument '{arg}' (see --help)"
+                )));
+            };
+            let (name, inline) = match flag.split_once('=') {
+                Some((name, value)) => (name, Some(value.to_string())),
+                None => (flag, None),
+            };
+            if name == "help" {
+                return Err(NotStarting::Info(help_text()));
             }
-            _ => {
-                let text = e.render().to_string();
-                let first = text.lines().next().unwrap_or("invalid arguments");
-                NotStarting::Invalid(first.trim_start_matches("error: ").to_string())
+            let Some(knob) = std::iter::once(&PROFILE)
+                .chain(KNOBS.iter())
+                .find(|k| k.flag == name)
+            else {
+                return Err(NotStarting::Invalid(format!(
+                    "unknown flag '--{name}' (see --help)"
+                )));
+            };
+            let value = match inline {
+                Some(value) => value,
+                None => args
+                    .next()
+                    .and_then(|v| v.into_string().ok())
+                    .ok_or_else(|| NotStarting::Invalid(format!("--{name} needs a value")))?,
+            };
+            given.retain(|(flag, _)| *flag != knob.flag);
+            given.push((knob.flag, value));
+        }
+        let lookup = |knob: &Knob| -> Result<Option<String>, String> {
+            if let Some((_, value)) = given.iter().find(|(flag, _)| *flag == knob.flag) {
+                return Ok(Some(value.clone()));
             }
-        })?;
-        cli.resolve().map_err(NotStarting::Invalid)
+            match env(&knob.env()) {
+                None => Ok(None),
+                Some(value) => value
+                    .into_string()
+                    .map(Some)
+                    .map_err(|_| format!("{} is not UTF-8", knob.env())),
+            }
+        };
+        resolve(lookup).map_err(NotStarting::Invalid)
     }
 
     /// The configuration of a profile with no overrides.
@@ -192,37 +336,81 @@ impl Config {
     }
 }
 
-impl Cli {
-    fn resolve(self) -> Result<Config, String> {
-        let mut c = self.profile.defaults();
+/// Builds the configuration from each knob's raw value (flag, else
+/// environment, else the profile's default) and checks it.
+fn resolve(lookup: impl Fn(&Knob) -> Result<Option<String>, String>) -> Result<Config, String> {
+    let profile = match lookup(&PROFILE)? {
+        Some(raw) => raw
+            .parse::<Profile>()
+            .map_err(|why| format!("--profile: '{raw}': {why}"))?,
+        None => Profile::Default,
+    };
+    let mut c = profile.defaults();
+    let mut median = None;
+    let mut max = None;
+    let mut explicit_overlay = false;
+    let mut explicit_interval = false;
+    for knob in &KNOBS {
+        let Some(raw) = lookup(knob)? else { continue };
+        let flag = knob.flag;
         let g = &mut c.gossip;
-        g.overlay = self.overlay.unwrap_or(g.overlay);
-        g.interval_ms = self.interval_ms.unwrap_or(g.interval_ms);
-        g.ack_delay_ms = self.ack_delay_ms.unwrap_or(g.ack_delay_ms);
-        g.min_rto_ms = self.min_rto_ms.unwrap_or(g.min_rto_ms);
-        g.max_rto_ms = self.max_rto_ms.unwrap_or(g.max_rto_ms);
-        g.linger_ms = self.linger_ms.unwrap_or(g.linger_ms);
-        g.latency_hint_ms = self.latency_hint_ms.unwrap_or(g.latency_hint_ms);
-        c.trace_interval_ms = self.trace_interval_ms.unwrap_or(c.trace_interval_ms);
-        c.max_line_bytes = self.max_line_bytes.unwrap_or(c.max_line_bytes);
-        let g = c.gossip;
-        if g.interval_ms == 0 {
-            return Err("--interval-ms must be at least 1".into());
+        match flag {
+            "overlay" => {
+                g.overlay = raw
+                    .parse()
+                    .map_err(|why| format!("--overlay: '{raw}': {why}"))?;
+                explicit_overlay = true;
+            }
+            "interval-ms" => {
+                g.interval_ms = number(flag, &raw)?;
+                explicit_interval = true;
+            }
+            "ack-delay-ms" => g.ack_delay_ms = number(flag, &raw)?,
+            "min-rto-ms" => g.min_rto_ms = number(flag, &raw)?,
+            "max-rto-ms" => g.max_rto_ms = number(flag, &raw)?,
+            "linger-ms" => g.linger_ms = number(flag, &raw)?,
+            "latency-hint-ms" => g.latency_hint_ms = number(flag, &raw)?,
+            "target-median-ms" => median = Some(number(flag, &raw)?),
+            "target-max-ms" => max = Some(number(flag, &raw)?),
+            "trace-interval-ms" => c.trace_interval_ms = number(flag, &raw)?,
+            "max-line-bytes" => c.max_line_bytes = number(flag, &raw)?,
+            _ => {}
         }
-        if g.min_rto_ms == 0 {
-            return Err("--min-rto-ms must be at least 1".into());
-        }
-        if g.max_rto_ms < g.min_rto_ms {
-            return Err(format!(
-                "--max-rto-ms ({}) must not be below --min-rto-ms ({})",
-                g.max_rto_ms, g.min_rto_ms
-            ));
-        }
-        if c.max_line_bytes < 256 {
-            return Err("--max-line-bytes must be at least 256".into());
-        }
-        Ok(c)
     }
+    c.gossip.targets = match (median, max) {
+        (None, None) => None,
+        (Some(median_ms), Some(max_ms)) if median_ms > 0 && median_ms <= max_ms => {
+            if explicit_overlay || explicit_interval {
+                return Err(
+                    "--target-median-ms/--target-max-ms choose the overlay and interval; \
+                     drop --overlay and --interval-ms"
+                        .into(),
+                );
+            }
+            Some(Targets { median_ms, max_ms })
+        }
+        (Some(_), Some(_)) => {
+            return Err("--target-median-ms must be at least 1 and at most --target-max-ms".into())
+        }
+        _ => return Err("--target-median-ms and --target-max-ms go together".into()),
+    };
+    let g = c.gossip;
+    if g.interval_ms == 0 {
+        return Err("--interval-ms must be at least 1".into());
+    }
+    if g.min_rto_ms == 0 {
+        return Err("--min-rto-ms must be at least 1".into());
+    }
+    if g.max_rto_ms < g.min_rto_ms {
+        return Err(format!(
+            "--max-rto-ms ({}) must not be below --min-rto-ms ({})",
+            g.max_rto_ms, g.min_rto_ms
+        ));
+    }
+    if c.max_line_bytes < 256 {
+        return Err("--max-line-bytes must be at least 256".into());
+    }
+    Ok(c)
 }
 
 #[cfg(test)]
@@ -230,7 +418,78 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Config, NotStarting> {
-        Config::from_args(std::iter::once("broadcast-node").chain(args.iter().copied()))
+        parse_with_env(args, &[])
+    }
+
+    fn parse_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<Config, NotStarting> {
+        Config::from_args_and_env(
+            std::iter::once("broadcast-node").chain(args.iter().copied()),
+            |name| {
+                env.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            },
+        )
+    }
+
+    #[test]
+    fn environment_fills_in_and_flags_win() {
+        let env = [
+            ("BROADCAST_PROFILE", "3e"),
+            ("BROADCAST_INTERVAL_MS", "900"),
+            ("BROADCAST_LINGER_MS", "3"),
+        ];
+        let c = parse_with_env(&["--interval-ms", "800"], &env).unwrap();
+        assert_eq!(c.gossip.interval_ms, 800, "the flag wins");
+        assert_eq!(c.gossip.linger_ms, 3, "the environment fills in");
+        assert_eq!(
+            c.gossip.ack_delay_ms, 3000,
+            "the profile from the environment"
+        );
+        match parse_with_env(&[], &[("BROADCAST_MIN_RTO_MS", "soon")]) {
+            Err(NotStarting::Invalid(reason)) => assert!(reason.contains("min-rto-ms"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn targets_come_as_a_pair_and_exclude_manual_rounds() {
+        let c = parse(&["--target-median-ms", "400", "--target-max-ms=600"]).unwrap();
+        assert_eq!(
+            c.gossip.targets,
+            Some(Targets {
+                median_ms: 400,
+                max_ms: 600
+            })
+        );
+        for args in [
+            &["--target-median-ms", "400"][..],
+            &["--target-max-ms", "400"],
+            &["--target-median-ms", "700", "--target-max-ms", "600"],
+            &["--target-median-ms", "0", "--target-max-ms", "600"],
+            &[
+                "--target-median-ms",
+                "400",
+                "--target-max-ms",
+                "600",
+                "--overlay",
+                "star",
+            ],
+            &[
+                "--target-median-ms",
+                "400",
+                "--target-max-ms",
+                "600",
+                "--interval-ms",
+                "5",
+            ],
+        ] {
+            assert!(
+                matches!(parse(args), Err(NotStarting::Invalid(_))),
+                "{args:?}"
+            );
+        }
+        assert_eq!(parse(&[]).unwrap().gossip.targets, None);
     }
 
     #[test]
@@ -257,7 +516,7 @@ mod tests {
             Config::profile(Profile::Fast).gossip.ack_delay_ms
         );
         let c = parse(&["--profile=3e", "--trace-interval-ms=0"]).unwrap();
-        assert_eq!(c.gossip.interval_ms, 1500);
+        assert_eq!(c.gossip.interval_ms, 1700);
         assert_eq!(c.trace_interval_ms, 0);
     }
 
@@ -272,6 +531,7 @@ mod tests {
             &["--min-rto-ms", "500", "--max-rto-ms", "100"],
             &["--no-such-flag"],
             &["stray"],
+            &["--interval-ms"],
         ] {
             match parse(args) {
                 Err(NotStarting::Invalid(reason)) => {

@@ -40,6 +40,18 @@ pub enum Flush {
     },
 }
 
+/// Who sets an aligned link's round length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundRole {
+    /// The policy's interval, always.
+    Fixed,
+    /// This end may be told a new length (by the node's round planner) and
+    /// announces its current one in every message (an auto-tuned star hub).
+    Lead,
+    /// This end adopts the length the peer announces (an auto-tuned leaf).
+    Follow,
+}
+
 /// Bounds of the retransmission timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RtoBounds {
@@ -67,6 +79,7 @@ pub struct LinkPolicy {
     pub rto: RtoBounds,
     /// One-way delay assumed until the link has measured some.
     pub latency_hint_ms: u64,
+    pub round: RoundRole,
 }
 
 /// A snapshot of a link's backlog and counters, for tracing.
@@ -206,6 +219,10 @@ impl OneWayDelay {
         sorted.sort_unstable();
         sorted.get(sorted.len() / 2).copied()
     }
+
+    fn highest(&self) -> Option<u64> {
+        self.recent.iter().copied().max()
+    }
 }
 
 /// The smallest instant x ≥ t with x ≡ phase (mod interval).
@@ -331,6 +348,43 @@ impl Link {
             self.timer.on_sample(sample);
         }
         self.timer.on_peer_heard();
+        if let (RoundRole::Follow, Some(interval)) = (self.policy.round, msg.round) {
+            self.set_round(interval);
+        }
+    }
+
+    /// Changes the round length of an aligned link (a no-op for immediate
+    /// links and for a zero length).
+    pub fn set_round(&mut self, interval: u64) {
+        if interval == 0 {
+            return;
+        }
+        match &mut self.policy.flush {
+            Flush::Immediate => {}
+            Flush::Aligned { interval_ms, .. } | Flush::AfterPeer { interval_ms, .. } => {
+                *interval_ms = interval
+            }
+        }
+    }
+
+    /// The current round length (None for immediate links).
+    pub fn round(&self) -> Option<u64> {
+        match self.policy.flush {
+            Flush::Immediate => None,
+            Flush::Aligned { interval_ms, .. } | Flush::AfterPeer { interval_ms, .. } => {
+                Some(interval_ms)
+            }
+        }
+    }
+
+    /// Measured one-way delay from the peer: (median, highest) of the recent
+    /// samples, or None before the first message.
+    pub fn one_way_delay(&self) -> Option<(u64, u64)> {
+        Some((self.one_way.median()?, self.one_way.highest()?))
+    }
+
+    pub fn policy(&self) -> &LinkPolicy {
+        &self.policy
     }
 
     /// The message due at `now`, if any. Call after every event and at
@@ -389,6 +443,10 @@ impl Link {
             items,
             digest: (*self.local_digest).clone(),
             ts: now,
+            round: match self.policy.round {
+                RoundRole::Lead => self.round(),
+                RoundRole::Fixed | RoundRole::Follow => None,
+            },
         })
     }
 
@@ -495,6 +553,7 @@ mod tests {
             flush,
             rto: RTO,
             latency_hint_ms: 100,
+            round: RoundRole::Fixed,
         }
     }
 
@@ -511,7 +570,57 @@ mod tests {
             items: vec![],
             digest: (**digest).clone(),
             ts,
+            round: None,
         }
+    }
+
+    #[test]
+    fn a_leading_link_announces_its_round_and_a_following_one_adopts_it() {
+        let aligned = Flush::Aligned {
+            interval_ms: 200,
+            phase_ms: 0,
+        };
+        let mut hub = Link::new(
+            "n0",
+            "n1",
+            LinkPolicy {
+                round: RoundRole::Lead,
+                ..reliable(aligned)
+            },
+        );
+        let mut leaf = Link::new(
+            "n1",
+            "n0",
+            LinkPolicy {
+                round: RoundRole::Follow,
+                ..reliable(aligned)
+            },
+        );
+        hub.set_round(900);
+        let item = Item::new("n0", 1, 5);
+        hub.on_local_update(
+            1_000,
+            std::slice::from_ref(&item),
+            digest_of(std::slice::from_ref(&item)),
+        );
+        let msg = hub.poll(1_800).expect("the round at 1800 sends");
+        assert_eq!(msg.round, Some(900));
+        leaf.on_peer_message(1_900, &msg);
+        assert_eq!(leaf.round(), Some(900));
+        // The leaf's own rounds now fall on multiples of 900.
+        let mine = Item::new("n1", 1, 6);
+        leaf.on_local_update(
+            1_901,
+            std::slice::from_ref(&mine),
+            digest_of(&[item, mine.clone()]),
+        );
+        assert_eq!(leaf.next_deadline(), Some(2_700));
+        let reply = leaf.poll(2_700).expect("leaf round");
+        assert_eq!(reply.round, None, "only the leader announces");
+        // A fixed link ignores announcements.
+        let mut fixed = Link::new("n2", "n0", reliable(aligned));
+        fixed.on_peer_message(1_900, &msg);
+        assert_eq!(fixed.round(), Some(200));
     }
 
     #[test]
@@ -610,6 +719,7 @@ mod tests {
             items: vec![theirs.clone()],
             digest: (*digest_of(std::slice::from_ref(&theirs))).clone(),
             ts: 0,
+            round: None,
         };
         link.on_peer_message(10, &peer_msg);
         link.on_local_update(10, &[], digest_of(std::slice::from_ref(&theirs)));

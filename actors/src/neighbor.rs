@@ -9,9 +9,10 @@
 
 use crate::clock::Clock;
 use crate::digest::{Digest, Item};
-use crate::link::{Link, LinkPolicy, LinkStats};
+use crate::link::{Link, LinkPolicy, LinkStats, RoundRole};
 use crate::protocol::{Gossip, OutBody};
 use crate::stdout_writer::Outbound;
+use crate::topology::DelayReport;
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,11 @@ pub struct LocalUpdate {
 #[rtype(result = "()")]
 pub struct PeerGossip(pub Gossip);
 
+/// A new round length from the node's round planner (auto-tuned star hub).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct SetRound(pub u64);
+
 /// The link is no longer part of the overlay.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
@@ -44,6 +50,8 @@ pub struct NeighborSetup {
     pub clock: Clock,
     pub trace_interval_ms: u64,
     pub out: Recipient<Outbound>,
+    /// Where a round-leading link reports its measured one-way delay.
+    pub delays: Option<Recipient<DelayReport>>,
 }
 
 pub struct NeighborGossip {
@@ -51,6 +59,9 @@ pub struct NeighborGossip {
     link: Link,
     clock: Clock,
     out: Recipient<Outbound>,
+    delays: Option<Recipient<DelayReport>>,
+    /// The delay summary last reported.
+    reported_delay: Option<(u64, u64)>,
     /// The one armed wake-up: its instant and handle.
     wake: Option<(u64, SpawnHandle)>,
     trace_interval_ms: u64,
@@ -65,6 +76,8 @@ impl NeighborGossip {
             me: setup.me,
             clock: setup.clock,
             out: setup.out,
+            delays: setup.delays,
+            reported_delay: None,
             wake: None,
             trace_interval_ms: setup.trace_interval_ms,
             trace_armed: false,
@@ -144,9 +157,32 @@ impl Handler<LocalUpdate> for NeighborGossip {
 impl Handler<PeerGossip> for NeighborGossip {
     type Result = ();
 
-    /// Learns the peer's digest (its acknowledgements) and what it sent.
+    /// Learns the peer's digest (its acknowledgements) and what it sent;
+    /// a round-leading link reports a changed delay measurement.
     fn handle(&mut self, PeerGossip(gossip): PeerGossip, ctx: &mut Self::Context) {
         self.link.on_peer_message(self.clock.now_ms(), &gossip);
+        if self.link.policy().round == RoundRole::Lead {
+            let delay = self.link.one_way_delay();
+            if let (Some(to), Some((median_ms, highest_ms))) = (&self.delays, delay) {
+                if self.reported_delay != delay {
+                    to.do_send(DelayReport {
+                        peer: self.link.peer().to_string(),
+                        median_ms,
+                        highest_ms,
+                    });
+                    self.reported_delay = delay;
+                }
+            }
+        }
+        self.step(ctx);
+    }
+}
+
+impl Handler<SetRound> for NeighborGossip {
+    type Result = ();
+    /// Takes the new round length (announced to the peer from now on).
+    fn handle(&mut self, SetRound(interval): SetRound, ctx: &mut Self::Context) {
+        self.link.set_round(interval);
         self.step(ctx);
     }
 }
@@ -182,6 +218,7 @@ mod tests {
                 max_ms: 5000,
             },
             latency_hint_ms: 100,
+            round: crate::link::RoundRole::Fixed,
         }
     }
 
@@ -200,6 +237,7 @@ mod tests {
             clock: Clock::starting_at(START),
             trace_interval_ms: 1000,
             out: out.clone().recipient(),
+            delays: None,
         })
         .start();
         Rig { gossip, out }
@@ -281,6 +319,7 @@ mod tests {
             items: vec![],
             digest: (*digest(&[&a])).clone(),
             ts: START + 350,
+            round: None,
         }));
         sleep(Duration::from_secs(60)).await;
         assert!(sent(&rig).await.is_empty());
@@ -294,6 +333,7 @@ mod tests {
             items: vec![theirs.clone()],
             digest: (*digest(&[&theirs])).clone(),
             ts: START,
+            round: None,
         }));
         sleep(Duration::from_millis(1)).await;
         // The store took it (digest only: it came from this peer), then a

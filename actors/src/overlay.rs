@@ -13,9 +13,14 @@
 //!   reaches the hub (piggybacked, or after the ack delay), and the hub sends
 //!   a leaf, reliably, whatever it still lacks a grace period after the hub got
 //!   it. No per-value acknowledgements on the direct links.
+//!
+//! With latency targets (auto-tuning) the planner picks the overlay itself:
+//! a star whose round length the hub derives from measured one-way delays
+//! ([`auto_round`]) and announces to its leaves, or, when no round is short
+//! enough for two hops, fanout.
 
-use crate::config::{GossipConfig, OverlayKind};
-use crate::link::{Eager, Flush, LinkPolicy, RtoBounds};
+use crate::config::{GossipConfig, OverlayKind, Targets};
+use crate::link::{Eager, Flush, LinkPolicy, RoundRole, RtoBounds};
 use std::collections::BTreeMap;
 
 /// Each neighbour of `me` with the policy of the link to it, in node-id order
@@ -30,6 +35,17 @@ pub fn plan(
     let Some(index) = node_ids.iter().position(|n| n == me) else {
         return Vec::new();
     };
+    let auto = cfg.targets.is_some();
+    let cfg = &effective(cfg);
+    // Under auto-tuning the round may grow up to the max target.
+    let longest_round = cfg
+        .targets
+        .map_or(cfg.interval_ms, |t| t.max_ms.max(cfg.interval_ms));
+    let (hub_role, leaf_role) = if auto {
+        (RoundRole::Lead, RoundRole::Follow)
+    } else {
+        (RoundRole::Fixed, RoundRole::Fixed)
+    };
     let hub = &node_ids[0];
     let rounds = Flush::Aligned {
         interval_ms: cfg.interval_ms,
@@ -38,7 +54,7 @@ pub fn plan(
     let round_trip_slack = 2 * cfg.latency_hint_ms + cfg.min_rto_ms;
     // A peer holds our acknowledgement up to its ack delay, then up to one
     // round until it may send.
-    let rounds_rto = rto(cfg, cfg.ack_delay_ms + cfg.interval_ms);
+    let rounds_rto = rto(cfg, cfg.ack_delay_ms + longest_round);
     let batched = |flush| LinkPolicy {
         eager: Eager::All,
         lazy_grace_ms: None,
@@ -47,6 +63,7 @@ pub fn plan(
         flush,
         rto: rounds_rto,
         latency_hint_ms: cfg.latency_hint_ms,
+        round: RoundRole::Fixed,
     };
     let with = |peers: Vec<&String>, policy: &dyn Fn(&String) -> LinkPolicy| {
         peers
@@ -56,14 +73,18 @@ pub fn plan(
             .collect::<Vec<_>>()
     };
     match cfg.overlay {
-        OverlayKind::Star if me == hub => with(node_ids.iter().collect(), &|_| {
-            batched(Flush::AfterPeer {
+        OverlayKind::Star if me == hub => with(node_ids.iter().collect(), &|_| LinkPolicy {
+            round: hub_role,
+            ..batched(Flush::AfterPeer {
                 interval_ms: cfg.interval_ms,
                 peer_phase_ms: 0,
                 linger_ms: cfg.linger_ms,
             })
         }),
-        OverlayKind::Star => with(vec![hub], &|_| batched(rounds)),
+        OverlayKind::Star => with(vec![hub], &|_| LinkPolicy {
+            round: leaf_role,
+            ..batched(rounds)
+        }),
         OverlayKind::Tree(k) => {
             let parent = (index > 0).then(|| &node_ids[(index - 1) / k]);
             let children = (1..=k)
@@ -92,6 +113,7 @@ pub fn plan(
                 flush: Flush::Immediate,
                 rto: direct_rto,
                 latency_hint_ms: cfg.latency_hint_ms,
+                round: RoundRole::Fixed,
             };
             let to_hub = LinkPolicy {
                 reliable: true,
@@ -114,6 +136,58 @@ pub fn plan(
                 }
             })
         }
+    }
+}
+
+/// Room the auto-tuning model leaves for timers, scheduling and the
+/// network's own jitter on top of the measured delays, ms.
+const AUTO_SLACK_MS: u64 = 20;
+/// Round lengths move in steps of this, so that small changes in the
+/// measured delays do not move the rounds.
+const ROUND_STEP_MS: u64 = 10;
+/// The shortest round auto-tuning uses.
+const MIN_ROUND_MS: u64 = 50;
+/// The longest round before the first measurement: the hint may be wrong.
+const FIRST_ROUND_MS: u64 = 200;
+
+/// The longest star round that meets `targets`, or None if even the
+/// shortest round cannot (then only one hop, fanout, can).
+///
+/// A star delivers a value to every node at most one round (the wait for the
+/// leaf's flush) plus two one-way delays plus the hub's linger after it was
+/// acknowledged, and half a round later than that on average. With typical
+/// and highest one-way delays `d_typical`, `d_highest`:
+/// `T = min(max − 2·d_highest − linger − slack, 2·(median − 2·d_typical − linger))`.
+/// Fewer rounds mean fewer messages, so the longest such T is the cheapest.
+/// (Maelstrom's reads observe values somewhat sooner than they are
+/// delivered, so this bound is conservative.)
+pub fn auto_round(targets: Targets, d_typical: u64, d_highest: u64, linger: u64) -> Option<u64> {
+    let by_max = targets
+        .max_ms
+        .checked_sub(2 * d_highest + linger + AUTO_SLACK_MS)?;
+    let by_median = 2 * targets.median_ms.checked_sub(2 * d_typical + linger)?;
+    let round = by_max.min(by_median) / ROUND_STEP_MS * ROUND_STEP_MS;
+    (round >= MIN_ROUND_MS).then_some(round)
+}
+
+/// The configuration the plan follows: as given, or, under auto-tuning, with
+/// the overlay and first round length chosen from the latency hint (nothing
+/// is measured yet): a star if a round can meet the targets, else fanout.
+pub fn effective(cfg: &GossipConfig) -> GossipConfig {
+    let Some(targets) = cfg.targets else {
+        return *cfg;
+    };
+    let hint = cfg.latency_hint_ms;
+    match auto_round(targets, hint, hint, cfg.linger_ms) {
+        Some(round) => GossipConfig {
+            overlay: OverlayKind::Star,
+            interval_ms: round.min(FIRST_ROUND_MS),
+            ..*cfg
+        },
+        None => GossipConfig {
+            overlay: OverlayKind::Fanout,
+            ..*cfg
+        },
     }
 }
 
@@ -173,6 +247,81 @@ mod tests {
             Flush::Aligned { phase_ms: 0, .. }
         ));
         assert!(leaf[0].1.reliable && leaf[0].1.eager == Eager::All);
+    }
+
+    const CHALLENGE_3D: Targets = Targets {
+        median_ms: 400,
+        max_ms: 600,
+    };
+    const CHALLENGE_3E: Targets = Targets {
+        median_ms: 1000,
+        max_ms: 2000,
+    };
+
+    #[test]
+    fn auto_round_is_the_longest_round_that_meets_both_targets() {
+        // max: 600 - 2*100 - 10 - 20 = 370; median: 2*(400 - 210) = 380.
+        assert_eq!(auto_round(CHALLENGE_3D, 100, 100, 10), Some(370));
+        // median binds: 2*(1000 - 210) = 1580; max allows 1770.
+        assert_eq!(auto_round(CHALLENGE_3E, 100, 100, 10), Some(1580));
+        // A slow outlier only tightens the max bound; steps of 10 ms.
+        assert_eq!(auto_round(CHALLENGE_3D, 100, 133, 10), Some(300));
+        // Two hops cannot make 105 ms at 100 ms per hop.
+        let fast = Targets {
+            median_ms: 85,
+            max_ms: 105,
+        };
+        assert_eq!(auto_round(fast, 100, 100, 10), None);
+        assert_eq!(
+            auto_round(fast, 20, 20, 0),
+            None,
+            "below the shortest round"
+        );
+        // Scaled targets at other latencies.
+        let at_200 = Targets {
+            median_ms: 800,
+            max_ms: 1200,
+        };
+        assert_eq!(auto_round(at_200, 200, 200, 10), Some(770));
+    }
+
+    #[test]
+    fn auto_tuning_plans_a_led_star_or_falls_back_to_fanout() {
+        let auto = |targets, hint| GossipConfig {
+            targets: Some(targets),
+            latency_hint_ms: hint,
+            ..cfg(OverlayKind::Star)
+        };
+        let c = auto(CHALLENGE_3E, 100);
+        assert_eq!(effective(&c).overlay, OverlayKind::Star);
+        assert_eq!(
+            effective(&c).interval_ms,
+            FIRST_ROUND_MS,
+            "short until measured"
+        );
+        let hub = plan("n0", &ids(3), None, &c);
+        assert!(hub.iter().all(|(_, p)| p.round == RoundRole::Lead));
+        let leaf = plan("n2", &ids(3), None, &c);
+        assert_eq!(leaf.len(), 1);
+        assert_eq!(leaf[0].1.round, RoundRole::Follow);
+        assert!(
+            leaf[0].1.rto.min_ms >= c.ack_delay_ms + CHALLENGE_3E.max_ms,
+            "the RTO floor allows for the longest round auto-tuning may choose"
+        );
+        let fast = auto(
+            Targets {
+                median_ms: 85,
+                max_ms: 105,
+            },
+            100,
+        );
+        assert_eq!(effective(&fast).overlay, OverlayKind::Fanout);
+        assert_eq!(plan("n2", &ids(4), None, &fast).len(), 3);
+        assert!(plan("n2", &ids(4), None, &fast)
+            .iter()
+            .all(|(_, p)| p.round == RoundRole::Fixed));
+        let plain = cfg(OverlayKind::Star);
+        assert_eq!(effective(&plain), plain);
     }
 
     #[test]

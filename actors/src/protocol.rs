@@ -67,6 +67,10 @@ pub struct Gossip {
     pub digest: Digest,
     /// The sender's clock (ms) when it sent this message.
     pub ts: u64,
+    /// The round length (ms) a star hub under auto-tuning asks its leaves to
+    /// use; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u64>,
 }
 
 /// Where a reply goes: the requester, the node id it addressed, and the
@@ -326,6 +330,7 @@ mod tests {
             items: vec![Item::new("n0", 1, 42)],
             digest,
             ts: 1_700_000_000_123,
+            round: None,
         };
         let line = encode_line("n1", "n2", &OutBody::Gossip(gossip.clone()), None);
         assert_eq!(

@@ -294,7 +294,8 @@ mod tests {
             Gossip {
                 items: vec![Item::new("n1", 1, 5)],
                 digest: Digest::default(),
-                ts: 5
+                ts: 5,
+                round: None,
             }
         );
         assert!(take(&rig.out).await.is_empty());

@@ -118,6 +118,7 @@ mod tests {
                     items: vec![],
                     digest: Digest::default(),
                     ts: i,
+                    round: None,
                 }),
             });
         }

@@ -230,6 +230,7 @@ mod tests {
                 items,
                 digest: Digest::default(),
                 ts: 0,
+                round: None,
             },
         }
     }

@@ -1,12 +1,13 @@
 //! TopologyManager: the node id, the cluster and the overlay. It answers
 //! `init` and `topology`, starts exactly one NeighborGossip per overlay
-//! neighbour, replaces them when the overlay changes, and tells the store and
-//! the stdin reader which links exist.
+//! neighbour, replaces them when the overlay changes, and tells the store
+//! which links exist. On an auto-tuned star hub it also plans the round
+//! length from the delays its links measure.
 
 use crate::clock::Clock;
 use crate::config::{Config, OverlayKind};
-use crate::link::LinkPolicy;
-use crate::neighbor::{LocalUpdate, NeighborGossip, NeighborSetup, PeerGossip, StopLink};
+use crate::link::{LinkPolicy, RoundRole};
+use crate::neighbor::{LocalUpdate, NeighborGossip, NeighborSetup, PeerGossip, SetRound, StopLink};
 use crate::overlay;
 use crate::protocol::{OutBody, ReplyTo, MALFORMED_REQUEST};
 use crate::stdin_reader::Drain;
@@ -29,6 +30,16 @@ pub struct InitRequest {
 pub struct TopologyRequest {
     pub reply_to: ReplyTo,
     pub topology: BTreeMap<String, Vec<String>>,
+}
+
+/// A round-leading link's measured one-way delay from its peer: the median
+/// and the highest of its recent samples, ms.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct DelayReport {
+    pub peer: String,
+    pub median_ms: u64,
+    pub highest_ms: u64,
 }
 
 /// How to reach one link's actor.
@@ -62,6 +73,10 @@ pub struct TopologyManager {
     cluster: Option<(String, Vec<String>)>,
     offered: Option<BTreeMap<String, Vec<String>>>,
     links: BTreeMap<String, (LinkPolicy, Addr<NeighborGossip>)>,
+    /// Auto-tuned star hub: each leaf link's latest delay report, and the
+    /// round length last handed to the links.
+    delays: BTreeMap<String, (u64, u64)>,
+    round: Option<u64>,
 }
 
 impl TopologyManager {
@@ -73,12 +88,14 @@ impl TopologyManager {
             cluster: None,
             offered: None,
             links: BTreeMap::new(),
+            delays: BTreeMap::new(),
+            round: None,
         }
     }
 
     /// Brings the running links in line with the overlay plan: unchanged
     /// links keep their state, others are stopped and (re)started.
-    fn replan(&mut self) {
+    fn replan(&mut self, ctx: &mut Context<Self>) {
         let Some((me, node_ids)) = &self.cluster else {
             return;
         };
@@ -107,6 +124,7 @@ impl TopologyManager {
                 clock: self.clock,
                 trace_interval_ms: self.config.trace_interval_ms,
                 out: self.peers.out.clone(),
+                delays: (policy.round == RoundRole::Lead).then(|| ctx.address().recipient()),
             })
             .start();
             added.push(LinkHandle {
@@ -121,7 +139,7 @@ impl TopologyManager {
         }
         log::info!(
             "overlay {}: links to [{}]",
-            self.config.gossip.overlay,
+            overlay::effective(&self.config.gossip).overlay,
             self.links.keys().cloned().collect::<Vec<_>>().join(",")
         );
         self.peers.store.do_send(LinksChanged { added, removed });
@@ -140,7 +158,7 @@ impl Handler<InitRequest> for TopologyManager {
     type Result = ();
 
     /// Joins the cluster, starts the overlay's links and answers `init_ok`.
-    fn handle(&mut self, msg: InitRequest, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: InitRequest, ctx: &mut Self::Context) {
         let in_reply_to = msg.reply_to.msg_id;
         match &self.cluster {
             Some((me, _)) if *me != msg.node_id => {
@@ -161,7 +179,7 @@ impl Handler<InitRequest> for TopologyManager {
             log::warn!("init: {} is not among node_ids; no links", msg.node_id);
         }
         self.cluster = Some((msg.node_id, msg.node_ids));
-        self.replan();
+        self.replan(ctx);
         self.reply(&msg.reply_to, OutBody::InitOk { in_reply_to });
     }
 }
@@ -170,10 +188,10 @@ impl Handler<TopologyRequest> for TopologyManager {
     type Result = ();
 
     /// Answers `topology_ok`; only the `offered` overlay uses the content.
-    fn handle(&mut self, msg: TopologyRequest, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: TopologyRequest, ctx: &mut Self::Context) {
         if self.config.gossip.overlay == OverlayKind::Offered {
             self.offered = Some(msg.topology);
-            self.replan();
+            self.replan(ctx);
         }
         self.reply(
             &msg.reply_to,
@@ -181,6 +199,54 @@ impl Handler<TopologyRequest> for TopologyManager {
                 in_reply_to: msg.reply_to.msg_id,
             },
         );
+    }
+}
+
+impl Handler<DelayReport> for TopologyManager {
+    type Result = ();
+
+    /// Replans the round length from every leaf's latest measurement and
+    /// hands a changed length to the links (which announce it to the leaves).
+    fn handle(&mut self, msg: DelayReport, _ctx: &mut Self::Context) {
+        let Some(targets) = self.config.gossip.targets else {
+            return;
+        };
+        self.delays
+            .insert(msg.peer, (msg.median_ms, msg.highest_ms));
+        let mut medians: Vec<u64> = self.delays.values().map(|(m, _)| *m).collect();
+        medians.sort_unstable();
+        let typical = medians[medians.len() / 2];
+        let highest = self
+            .delays
+            .values()
+            .map(|(_, h)| *h)
+            .max()
+            .unwrap_or(typical);
+        let linger = self.config.gossip.linger_ms;
+        let Some(round) = overlay::auto_round(targets, typical, highest, linger) else {
+            if self.round.is_none() {
+                log::warn!(
+                    "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest) leaves \
+                     no star round that meets the targets; keeping the current round"
+                );
+            }
+            return;
+        };
+        // Small changes are noise: rounds only move by 5% or more.
+        let moved = self
+            .round
+            .is_none_or(|current| current.abs_diff(round) * 20 >= current);
+        if moved {
+            log::info!(
+                "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest); round {round} ms"
+            );
+            self.round = Some(round);
+            for (policy, addr) in self.links.values() {
+                if policy.round == RoundRole::Lead {
+                    addr.do_send(SetRound(round));
+                }
+            }
+        }
     }
 }
 
@@ -206,6 +272,10 @@ mod tests {
     fn start(overlay: OverlayKind) -> Rig {
         let mut config = Config::profile(Profile::Default);
         config.gossip.overlay = overlay;
+        start_with(config)
+    }
+
+    fn start_with(config: Config) -> Rig {
         let out = recorder::<Outbound>();
         let watcher = recorder::<LinksChanged>();
         let topology = TopologyManager::new(
@@ -285,6 +355,55 @@ mod tests {
         for handle in &changes[0].added {
             assert!(handle.updates.connected());
         }
+    }
+
+    #[actix::test]
+    async fn an_auto_tuned_hub_plans_its_round_from_measured_delays() {
+        use crate::config::Targets;
+        use crate::digest::{Digest, Item};
+        use std::sync::Arc;
+        tokio::time::pause();
+        let mut config = Config::profile(Profile::Default);
+        config.gossip.targets = Some(Targets {
+            median_ms: 400,
+            max_ms: 600,
+        });
+        let rig = start_with(config);
+        rig.topology.do_send(InitRequest {
+            node_id: "n0".into(),
+            ..init()
+        });
+        rig.topology.send(Drain).await.unwrap();
+        let links = take(&rig.watcher).await.remove(0).added;
+        assert_eq!(links.len(), 4, "the hub of a star over n0..n4");
+        let report = |peer: &str, highest_ms| DelayReport {
+            peer: peer.into(),
+            median_ms: 100,
+            highest_ms,
+        };
+        rig.topology.do_send(report("n1", 100));
+        rig.topology.do_send(report("n2", 133));
+        rig.topology.send(Drain).await.unwrap();
+        // Every link now runs (and announces) the round for the slowest leaf.
+        let item = Item::new("n0", 1, 7);
+        let mut digest = Digest::default();
+        digest.insert("n0", 1);
+        for link in &links {
+            link.updates.do_send(LocalUpdate {
+                items: Arc::new([item.clone()]),
+                digest: Arc::new(digest.clone()),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let rounds: Vec<Option<u64>> = take(&rig.out)
+            .await
+            .into_iter()
+            .filter_map(|o| match o.body {
+                OutBody::Gossip(g) => Some(g.round),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rounds, [Some(300); 4]);
     }
 
     #[actix::test]
