@@ -65,12 +65,12 @@ else
       --sim) force_sim=1; shift ;;
       --no-build) build=0; shift ;;
       --) shift; node_args=("$@"); break ;;
-      3a|3b|3c|3d|3e|fast)
-        [[ $mode == challenges ]] || die "sweep takes no challenge names"
-        challenges+=("$1"); shift ;;
+      3a|3b|3c|3d|3e|fast) challenges+=("$1"); shift ;;
+      sweep) mode=sweep; shift ;;
       *) die "unknown argument '$1' (see --help)" ;;
     esac
   done
+  [[ $mode == challenges || ${#challenges[@]} -eq 0 ]] || die "sweep takes no challenge names"
 fi
 
 harness=()
@@ -119,6 +119,8 @@ run_one() { # challenge label profile seed [extra harness args...]
   read -r -a args <<<"$(params "$challenge")"
   if [[ $nemesis == 1 && " ${args[*]} " != *" --nemesis "* ]]; then
     args+=(--nemesis partition)
+    # Latency is not scored under partitions: judge validity only.
+    challenge="$challenge-partition"
   fi
   [[ -n "$seed" ]] && args+=(--seed "$seed")
   args+=("$@")
