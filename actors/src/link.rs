@@ -8,7 +8,7 @@
 //! returns `None` from both: it never sends an empty message.
 
 use crate::digest::{Digest, Item, ItemKey};
-use crate::protocol::Gossip;
+use crate::protocol::{Gossip, RoundChange};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
@@ -249,6 +249,10 @@ pub struct Link {
     in_flight: BTreeMap<ItemKey, InFlight>,
     timer: RetransmitTimer,
     one_way: OneWayDelay,
+    /// A round change not in effect yet (both ends switch at its instant).
+    next_round: Option<RoundChange>,
+    /// What a round-leading link announces: its latest change.
+    announced: Option<RoundChange>,
     last_sent_at: Option<u64>,
     sent_msgs: u64,
     resent_items: u64,
@@ -270,6 +274,8 @@ impl Link {
             in_flight: BTreeMap::new(),
             timer,
             one_way: OneWayDelay::default(),
+            next_round: None,
+            announced: None,
             last_sent_at: None,
             sent_msgs: 0,
             resent_items: 0,
@@ -283,6 +289,7 @@ impl Link {
 
     /// The store took new items (not from this peer) and/or its digest changed.
     pub fn on_local_update(&mut self, now: u64, items: &[Item], digest: Arc<Digest>) {
+        self.settle_round(now);
         for item in items {
             if self.peer_digest.covers(&item.origin, item.seq) {
                 continue;
@@ -318,6 +325,7 @@ impl Link {
     /// A gossip message from the peer: learn what it holds, drop what it
     /// acknowledged, and take a timing sample.
     pub fn on_peer_message(&mut self, now: u64, msg: &Gossip) {
+        self.settle_round(now);
         self.received_msgs += 1;
         self.one_way.sample(now.saturating_sub(msg.ts));
         self.peer_digest.merge(&msg.digest);
@@ -348,17 +356,44 @@ impl Link {
             self.timer.on_sample(sample);
         }
         self.timer.on_peer_heard();
-        if let (RoundRole::Follow, Some(interval)) = (self.policy.round, msg.round) {
-            self.set_round(interval);
+        if let (RoundRole::Follow, Some(change)) = (self.policy.round, msg.round) {
+            let news = match self.next_round {
+                Some(pending) => pending != change,
+                None => self.round() != Some(change.0),
+            };
+            if change.0 > 0 && news {
+                self.next_round = Some(change);
+                self.settle_round(now);
+            }
         }
     }
 
-    /// Changes the round length of an aligned link (a no-op for immediate
-    /// links and for a zero length).
-    pub fn set_round(&mut self, interval: u64) {
-        if interval == 0 {
+    /// Plans a new round length for a round-leading link. It takes effect
+    /// at a round instant of the new length late enough for the
+    /// announcement to reach the peer first (the next message goes within
+    /// one current round and needs a one-way delay), so that both ends
+    /// change rounds at the same moment.
+    pub fn set_round(&mut self, now: u64, interval: u64) {
+        let Some(current) = self.round() else { return };
+        if interval == 0 || (interval == current && self.next_round.is_none()) {
             return;
         }
+        let one_way = self.one_way.median().unwrap_or(self.policy.latency_hint_ms);
+        let from = align_up(now + current + 2 * one_way, interval, 0);
+        let change = RoundChange(interval, from);
+        self.next_round = Some(change);
+        self.announced = Some(change);
+    }
+
+    /// Puts a planned round change into effect once its instant has come.
+    fn settle_round(&mut self, now: u64) {
+        let Some(RoundChange(interval, from)) = self.next_round else {
+            return;
+        };
+        if now < from {
+            return;
+        }
+        self.next_round = None;
         match &mut self.policy.flush {
             Flush::Immediate => {}
             Flush::Aligned { interval_ms, .. } | Flush::AfterPeer { interval_ms, .. } => {
@@ -390,6 +425,7 @@ impl Link {
     /// The message due at `now`, if any. Call after every event and at
     /// [`Link::next_deadline`].
     pub fn poll(&mut self, now: u64) -> Option<Gossip> {
+        self.settle_round(now);
         if self.next_deadline()? > now {
             return None;
         }
@@ -444,7 +480,9 @@ impl Link {
             digest: (*self.local_digest).clone(),
             ts: now,
             round: match self.policy.round {
-                RoundRole::Lead => self.round(),
+                RoundRole::Lead => self
+                    .announced
+                    .or_else(|| self.round().map(|interval| RoundChange(interval, 0))),
                 RoundRole::Fixed | RoundRole::Follow => None,
             },
         })
@@ -482,20 +520,27 @@ impl Link {
             Flush::Immediate => return t,
             _ => t_after_last,
         };
-        match self.policy.flush {
-            Flush::Immediate => t,
+        let (interval, phase) = match self.policy.flush {
+            Flush::Immediate => return t,
             Flush::Aligned {
                 interval_ms,
                 phase_ms,
-            } => align_up(t, interval_ms, phase_ms),
+            } => (interval_ms, phase_ms),
             Flush::AfterPeer {
                 interval_ms,
                 peer_phase_ms,
                 linger_ms,
             } => {
                 let one_way = self.one_way.median().unwrap_or(self.policy.latency_hint_ms);
-                align_up(t, interval_ms, peer_phase_ms + one_way + linger_ms)
+                (interval_ms, peer_phase_ms + one_way + linger_ms)
             }
+        };
+        let on_current = align_up(t, interval, phase);
+        match self.next_round {
+            Some(RoundChange(next, from)) if on_current >= from => {
+                align_up(t.max(from), next, phase)
+            }
+            _ => on_current,
         }
     }
 
@@ -575,17 +620,17 @@ mod tests {
     }
 
     #[test]
-    fn a_leading_link_announces_its_round_and_a_following_one_adopts_it() {
-        let aligned = Flush::Aligned {
-            interval_ms: 200,
-            phase_ms: 0,
-        };
+    fn both_ends_of_a_link_change_rounds_at_the_announced_instant() {
         let mut hub = Link::new(
             "n0",
             "n1",
             LinkPolicy {
                 round: RoundRole::Lead,
-                ..reliable(aligned)
+                ..reliable(Flush::AfterPeer {
+                    interval_ms: 200,
+                    peer_phase_ms: 0,
+                    linger_ms: 10,
+                })
             },
         );
         let mut leaf = Link::new(
@@ -593,32 +638,79 @@ mod tests {
             "n0",
             LinkPolicy {
                 round: RoundRole::Follow,
-                ..reliable(aligned)
+                ..reliable(Flush::Aligned {
+                    interval_ms: 200,
+                    phase_ms: 0,
+                })
             },
         );
-        hub.set_round(900);
-        let item = Item::new("n0", 1, 5);
+        // Before any change the leader announces its round as in effect.
+        let first = Item::new("n0", 1, 5);
         hub.on_local_update(
             1_000,
-            std::slice::from_ref(&item),
-            digest_of(std::slice::from_ref(&item)),
+            std::slice::from_ref(&first),
+            digest_of(std::slice::from_ref(&first)),
         );
-        let msg = hub.poll(1_800).expect("the round at 1800 sends");
-        assert_eq!(msg.round, Some(900));
-        leaf.on_peer_message(1_900, &msg);
-        assert_eq!(leaf.round(), Some(900));
-        // The leaf's own rounds now fall on multiples of 900.
-        let mine = Item::new("n1", 1, 6);
+        let msg = hub
+            .poll(1_110)
+            .expect("the hub's round at 1110 (phase 100 + 10)");
+        assert_eq!(msg.round, Some(RoundChange(200, 0)));
+        leaf.on_peer_message(1_210, &msg);
+        assert_eq!(leaf.round(), Some(200));
+        assert!(
+            leaf.poll(1_400).is_some(),
+            "the leaf's acknowledgement round"
+        );
+        // The planner asks for 900 ms rounds at 1150: they start at the first
+        // multiple of 900 after one current round and two one-way delays.
+        hub.set_round(1_150, 900);
+        let change = RoundChange(900, 1_800);
+        let second = Item::new("n0", 2, 6);
+        let both = [first.clone(), second.clone()];
+        hub.on_local_update(1_160, std::slice::from_ref(&second), digest_of(&both));
+        assert_eq!(hub.next_deadline(), Some(1_310), "still the 200 ms rounds");
+        let msg = hub.poll(1_310).expect("announcement");
+        assert_eq!(msg.round, Some(change));
+        leaf.on_peer_message(1_410, &msg);
+        assert_eq!(leaf.round(), Some(200), "not yet");
+        // A leaf item at 1450 goes at 1600 (old rounds, before the change);
+        // one at 1700 waits for the first new round at 1800.
+        let mine = Item::new("n1", 1, 7);
         leaf.on_local_update(
-            1_901,
+            1_450,
             std::slice::from_ref(&mine),
-            digest_of(&[item, mine.clone()]),
+            digest_of(&[first.clone(), second.clone(), mine.clone()]),
         );
-        assert_eq!(leaf.next_deadline(), Some(2_700));
-        let reply = leaf.poll(2_700).expect("leaf round");
-        assert_eq!(reply.round, None, "only the leader announces");
+        assert_eq!(leaf.next_deadline(), Some(1_600));
+        assert!(leaf.poll(1_600).is_some());
+        let later = Item::new("n1", 2, 8);
+        leaf.on_local_update(
+            1_700,
+            std::slice::from_ref(&later),
+            digest_of(&[first, second, mine, later.clone()]),
+        );
+        assert_eq!(leaf.next_deadline(), Some(1_800));
+        assert!(leaf.poll(1_800).is_some());
+        assert_eq!(leaf.round(), Some(900));
+        // The hub's rounds moved at the same instant: 1800 + 100 + 10.
+        let third = Item::new("n0", 3, 9);
+        hub.on_local_update(
+            1_850,
+            std::slice::from_ref(&third),
+            digest_of(std::slice::from_ref(&third)),
+        );
+        assert_eq!(hub.next_deadline(), Some(1_910));
+        assert_eq!(hub.poll(1_910).expect("new round").round, Some(change));
+        assert_eq!(hub.round(), Some(900));
         // A fixed link ignores announcements.
-        let mut fixed = Link::new("n2", "n0", reliable(aligned));
+        let mut fixed = Link::new(
+            "n2",
+            "n0",
+            reliable(Flush::Aligned {
+                interval_ms: 200,
+                phase_ms: 0,
+            }),
+        );
         fixed.on_peer_message(1_900, &msg);
         assert_eq!(fixed.round(), Some(200));
     }

@@ -182,7 +182,7 @@ impl Handler<SetRound> for NeighborGossip {
     type Result = ();
     /// Takes the new round length (announced to the peer from now on).
     fn handle(&mut self, SetRound(interval): SetRound, ctx: &mut Self::Context) {
-        self.link.set_round(interval);
+        self.link.set_round(self.clock.now_ms(), interval);
         self.step(ctx);
     }
 }

@@ -67,11 +67,17 @@ pub struct Gossip {
     pub digest: Digest,
     /// The sender's clock (ms) when it sent this message.
     pub ts: u64,
-    /// The round length (ms) a star hub under auto-tuning asks its leaves to
-    /// use; absent otherwise.
+    /// The round a star hub under auto-tuning asks its leaves to use;
+    /// absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub round: Option<u64>,
+    pub round: Option<RoundChange>,
 }
+
+/// A round length (ms) that takes effect at a shared-clock instant (ms), so
+/// that both ends of a link move to the new rounds at the same moment. On
+/// the wire: `[interval, from]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundChange(pub u64, pub u64);
 
 /// Where a reply goes: the requester, the node id it addressed, and the
 /// request's msg_id.

@@ -399,7 +399,7 @@ mod tests {
             .await
             .into_iter()
             .filter_map(|o| match o.body {
-                OutBody::Gossip(g) => Some(g.round),
+                OutBody::Gossip(g) => Some(g.round.map(|change| change.0)),
                 _ => None,
             })
             .collect();
