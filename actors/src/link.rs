@@ -226,7 +226,7 @@ impl OneWayDelay {
 }
 
 /// The smallest instant x ≥ t with x ≡ phase (mod interval).
-fn align_up(t: u64, interval: u64, phase: u64) -> u64 {
+pub fn align_up(t: u64, interval: u64, phase: u64) -> u64 {
     let interval = interval.max(1);
     let phase = phase % interval;
     t + (phase + interval - t % interval) % interval
@@ -359,7 +359,7 @@ impl Link {
         if let (RoundRole::Follow, Some(change)) = (self.policy.round, msg.round) {
             let news = match self.next_round {
                 Some(pending) => pending != change,
-                None => self.round() != Some(change.0),
+                None => change.0 > 0 && self.grid() != Some((change.0, change.1 % change.0)),
             };
             if change.0 > 0 && news {
                 self.next_round = Some(change);
@@ -368,19 +368,15 @@ impl Link {
         }
     }
 
-    /// Plans a new round length for a round-leading link. It takes effect
-    /// at a round instant of the new length late enough for the
-    /// announcement to reach the peer first (the next message goes within
-    /// one current round and needs a one-way delay), so that both ends
-    /// change rounds at the same moment.
-    pub fn set_round(&mut self, now: u64, interval: u64) {
-        let Some(current) = self.round() else { return };
-        if interval == 0 || (interval == current && self.next_round.is_none()) {
+    /// Plans a round change for a round-leading link. The node's round
+    /// planner picks one instant for all its links, on the current grid and
+    /// late enough for the announcement to reach the peer first, so both
+    /// ends of every link change grids at the same moment: rounds of the
+    /// new length start at that instant.
+    pub fn set_round(&mut self, change: RoundChange) {
+        if self.round().is_none() || change.0 == 0 {
             return;
         }
-        let one_way = self.one_way.median().unwrap_or(self.policy.latency_hint_ms);
-        let from = align_up(now + current + 2 * one_way, interval, 0);
-        let change = RoundChange(interval, from);
         self.next_round = Some(change);
         self.announced = Some(change);
     }
@@ -396,9 +392,35 @@ impl Link {
         self.next_round = None;
         match &mut self.policy.flush {
             Flush::Immediate => {}
-            Flush::Aligned { interval_ms, .. } | Flush::AfterPeer { interval_ms, .. } => {
-                *interval_ms = interval
+            Flush::Aligned {
+                interval_ms,
+                phase_ms: phase,
             }
+            | Flush::AfterPeer {
+                interval_ms,
+                peer_phase_ms: phase,
+                ..
+            } => {
+                *interval_ms = interval;
+                *phase = from % interval;
+            }
+        }
+    }
+
+    /// The grid the rounds follow: (length, phase of the round instants, or
+    /// of the peer's for an after-peer link). None for immediate links.
+    fn grid(&self) -> Option<(u64, u64)> {
+        match self.policy.flush {
+            Flush::Immediate => None,
+            Flush::Aligned {
+                interval_ms,
+                phase_ms,
+            } => Some((interval_ms, phase_ms)),
+            Flush::AfterPeer {
+                interval_ms,
+                peer_phase_ms,
+                ..
+            } => Some((interval_ms, peer_phase_ms)),
         }
     }
 
@@ -520,25 +542,26 @@ impl Link {
             Flush::Immediate => return t,
             _ => t_after_last,
         };
-        let (interval, phase) = match self.policy.flush {
+        // An after-peer link sends `offset` after the peer's round instant.
+        let (interval, base, offset) = match self.policy.flush {
             Flush::Immediate => return t,
             Flush::Aligned {
                 interval_ms,
                 phase_ms,
-            } => (interval_ms, phase_ms),
+            } => (interval_ms, phase_ms, 0),
             Flush::AfterPeer {
                 interval_ms,
                 peer_phase_ms,
                 linger_ms,
             } => {
                 let one_way = self.one_way.median().unwrap_or(self.policy.latency_hint_ms);
-                (interval_ms, peer_phase_ms + one_way + linger_ms)
+                (interval_ms, peer_phase_ms, one_way + linger_ms)
             }
         };
-        let on_current = align_up(t, interval, phase);
+        let on_current = align_up(t, interval, base + offset);
         match self.next_round {
             Some(RoundChange(next, from)) if on_current >= from => {
-                align_up(t.max(from), next, phase)
+                align_up(t.max(from), next, from + offset)
             }
             _ => on_current,
         }
@@ -661,10 +684,10 @@ mod tests {
             leaf.poll(1_400).is_some(),
             "the leaf's acknowledgement round"
         );
-        // The planner asks for 900 ms rounds at 1150: they start at the first
-        // multiple of 900 after one current round and two one-way delays.
-        hub.set_round(1_150, 900);
-        let change = RoundChange(900, 1_800);
+        // At 1150 the planner asks for 700 ms rounds from 1800, an instant of
+        // the current grid: the new grid is 1800 + 700k, not multiples of 700.
+        let change = RoundChange(700, 1_800);
+        hub.set_round(change);
         let second = Item::new("n0", 2, 6);
         let both = [first.clone(), second.clone()];
         hub.on_local_update(1_160, std::slice::from_ref(&second), digest_of(&both));
@@ -691,7 +714,14 @@ mod tests {
         );
         assert_eq!(leaf.next_deadline(), Some(1_800));
         assert!(leaf.poll(1_800).is_some());
-        assert_eq!(leaf.round(), Some(900));
+        assert_eq!(leaf.round(), Some(700));
+        let after = Item::new("n1", 3, 10);
+        leaf.on_local_update(
+            1_900,
+            std::slice::from_ref(&after),
+            digest_of(std::slice::from_ref(&after)),
+        );
+        assert_eq!(leaf.next_deadline(), Some(2_500), "1800 + 700, not 2100");
         // The hub's rounds moved at the same instant: 1800 + 100 + 10.
         let third = Item::new("n0", 3, 9);
         hub.on_local_update(
@@ -701,7 +731,7 @@ mod tests {
         );
         assert_eq!(hub.next_deadline(), Some(1_910));
         assert_eq!(hub.poll(1_910).expect("new round").round, Some(change));
-        assert_eq!(hub.round(), Some(900));
+        assert_eq!(hub.round(), Some(700));
         // A fixed link ignores announcements.
         let mut fixed = Link::new(
             "n2",

@@ -10,7 +10,7 @@
 use crate::clock::Clock;
 use crate::digest::{Digest, Item};
 use crate::link::{Link, LinkPolicy, LinkStats, RoundRole};
-use crate::protocol::{Gossip, OutBody};
+use crate::protocol::{Gossip, OutBody, RoundChange};
 use crate::stdout_writer::Outbound;
 use crate::topology::DelayReport;
 use actix::prelude::*;
@@ -32,10 +32,11 @@ pub struct LocalUpdate {
 #[rtype(result = "()")]
 pub struct PeerGossip(pub Gossip);
 
-/// A new round length from the node's round planner (auto-tuned star hub).
+/// A round change from the node's round planner (auto-tuned star hub): the
+/// new length and the instant it takes effect.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct SetRound(pub u64);
+pub struct SetRound(pub RoundChange);
 
 /// The link is no longer part of the overlay.
 #[derive(Debug, Clone, Copy, Message)]
@@ -180,9 +181,9 @@ impl Handler<PeerGossip> for NeighborGossip {
 
 impl Handler<SetRound> for NeighborGossip {
     type Result = ();
-    /// Takes the new round length (announced to the peer from now on).
-    fn handle(&mut self, SetRound(interval): SetRound, ctx: &mut Self::Context) {
-        self.link.set_round(self.clock.now_ms(), interval);
+    /// Takes the round change (announced to the peer from now on).
+    fn handle(&mut self, SetRound(change): SetRound, ctx: &mut Self::Context) {
+        self.link.set_round(change);
         self.step(ctx);
     }
 }

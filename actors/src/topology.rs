@@ -6,10 +6,10 @@
 
 use crate::clock::Clock;
 use crate::config::{Config, OverlayKind};
-use crate::link::{LinkPolicy, RoundRole};
+use crate::link::{align_up, LinkPolicy, RoundRole};
 use crate::neighbor::{LocalUpdate, NeighborGossip, NeighborSetup, PeerGossip, SetRound, StopLink};
 use crate::overlay;
-use crate::protocol::{OutBody, ReplyTo, MALFORMED_REQUEST};
+use crate::protocol::{OutBody, ReplyTo, RoundChange, MALFORMED_REQUEST};
 use crate::stdin_reader::Drain;
 use crate::stdout_writer::Outbound;
 use actix::prelude::*;
@@ -74,9 +74,9 @@ pub struct TopologyManager {
     offered: Option<BTreeMap<String, Vec<String>>>,
     links: BTreeMap<String, (LinkPolicy, Addr<NeighborGossip>)>,
     /// Auto-tuned star hub: each leaf link's latest delay report, and the
-    /// round length last handed to the links.
+    /// round change last handed to the links.
     delays: BTreeMap<String, (u64, u64)>,
-    round: Option<u64>,
+    round: Option<RoundChange>,
 }
 
 impl TopologyManager {
@@ -232,19 +232,31 @@ impl Handler<DelayReport> for TopologyManager {
             }
             return;
         };
+        let now = self.clock.now_ms();
+        // One change at a time: the next waits until this one is in effect.
+        let (current, phase) = match self.round {
+            Some(RoundChange(_, from)) if now < from => return,
+            Some(RoundChange(interval, from)) => (interval, from % interval),
+            None => (overlay::effective(&self.config.gossip).interval_ms, 0),
+        };
         // Small changes are noise: rounds only move by 5% or more.
-        let moved = self
-            .round
-            .is_none_or(|current| current.abs_diff(round) * 20 >= current);
-        if moved {
-            log::info!(
-                "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest); round {round} ms"
-            );
-            self.round = Some(round);
-            for (policy, addr) in self.links.values() {
-                if policy.round == RoundRole::Lead {
-                    addr.do_send(SetRound(round));
-                }
+        if current.abs_diff(round) * 20 < current {
+            return;
+        }
+        // Every link changes at one instant of the current grid, late enough
+        // for the hub's next round (within a round plus its after-peer wait)
+        // to carry the announcement to the slowest leaf.
+        let lead = current + 2 * highest + linger;
+        let from = align_up(now + lead, current, phase);
+        log::info!(
+            "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest); \
+             round {round} ms from {from}"
+        );
+        let change = RoundChange(round, from);
+        self.round = Some(change);
+        for (policy, addr) in self.links.values() {
+            if policy.round == RoundRole::Lead {
+                addr.do_send(SetRound(change));
             }
         }
     }
@@ -381,29 +393,51 @@ mod tests {
             median_ms: 100,
             highest_ms,
         };
+        // What every link announces after `value` reaches it.
+        let announced = |value: u64| {
+            let item = Item::new("n0", value, value as i64);
+            let mut digest = Digest::default();
+            digest.insert("n0", value);
+            let links = links.clone();
+            let out = rig.out.clone();
+            async move {
+                take(&out).await;
+                for link in &links {
+                    link.updates.do_send(LocalUpdate {
+                        items: Arc::new([item.clone()]),
+                        digest: Arc::new(digest.clone()),
+                    });
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+                let changes: BTreeMap<String, RoundChange> = take(&out)
+                    .await
+                    .into_iter()
+                    .filter_map(|o| match o.body {
+                        OutBody::Gossip(g) => Some((o.dest, g.round?)),
+                        _ => None,
+                    })
+                    .collect();
+                let first = *changes.values().next().expect("gossip");
+                assert_eq!(changes.len(), 4, "every link: {changes:?}");
+                assert!(changes.values().all(|c| *c == first), "{changes:?}");
+                first
+            }
+        };
         rig.topology.do_send(report("n1", 100));
+        // A report while that change is pending waits for the next one.
         rig.topology.do_send(report("n2", 133));
         rig.topology.send(Drain).await.unwrap();
-        // Every link now runs (and announces) the round for the slowest leaf.
-        let item = Item::new("n0", 1, 7);
-        let mut digest = Digest::default();
-        digest.insert("n0", 1);
-        for link in &links {
-            link.updates.do_send(LocalUpdate {
-                items: Arc::new([item.clone()]),
-                digest: Arc::new(digest.clone()),
-            });
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-        let rounds: Vec<Option<u64>> = take(&rig.out)
-            .await
-            .into_iter()
-            .filter_map(|o| match o.body {
-                OutBody::Gossip(g) => Some(g.round.map(|change| change.0)),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(rounds, [Some(300); 4]);
+        let RoundChange(first, first_from) = announced(1).await;
+        assert_eq!(first, 370, "the round for a 100 ms leaf");
+        tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+        rig.topology.do_send(report("n2", 133));
+        rig.topology.send(Drain).await.unwrap();
+        // Every link now announces the round for the slowest leaf, from one
+        // instant on the grid of the round in effect.
+        let RoundChange(second, second_from) = announced(2).await;
+        assert_eq!(second, 300);
+        assert!(second_from > first_from);
+        assert_eq!((second_from - first_from) % first, 0);
     }
 
     #[actix::test]
