@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use broadcast::sim::checker::{analyze_elements, check_workload, Outcome, WorkloadResult};
 use broadcast::sim::edn::Edn;
-use broadcast::sim::history::{to_edn_lines, Event, EventType, Process};
+use broadcast::sim::history::{to_edn_lines, Event, EventType, OpError, Process};
 use broadcast::sim::netstats::{JournalKind, NetCategory, NetStats, NetSummary};
 use broadcast::sim::results::{analyze, AnalysisInput, ExceptionRecord, HarnessReport};
 use broadcast::sim::topology::{self, TOPOLOGY_NAMES};
@@ -48,8 +48,13 @@ fn event_from_json(e: &Value) -> Event {
         value: e["value"].clone(),
         final_read: e.get("final").and_then(Value::as_bool).unwrap_or(false),
         error: e.get("error").map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+            Value::String(s) if s.contains(' ') => OpError::Text(s.clone()),
+            Value::String(s) => OpError::Keyword(s.clone()),
+            Value::Array(parts) => OpError::Reply {
+                name: parts[0].as_str().expect("error name").to_string(),
+                text: parts.get(1).and_then(Value::as_str).map(str::to_string),
+            },
+            other => panic!("bad error {other}"),
         }),
     }
 }

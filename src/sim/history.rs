@@ -40,7 +40,32 @@ pub struct Event {
     pub f: String,
     pub value: Value,
     pub final_read: bool,
-    pub error: Option<String>,
+    pub error: Option<OpError>,
+}
+
+/// An operation's `:error`, in the form Maelstrom's client gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpError {
+    /// A keyword: `:net-timeout`.
+    Keyword(String),
+    /// Free text: `"indeterminate: ..."` for a malformed reply.
+    Text(String),
+    /// A node's `error` reply: `[:not-supported "text"]`, the code's name or
+    /// `:unknown`, and `nil` when the reply had no text.
+    Reply { name: String, text: Option<String> },
+}
+
+impl OpError {
+    pub fn to_edn(&self) -> Edn {
+        match self {
+            OpError::Keyword(name) => Edn::keyword(name),
+            OpError::Text(text) => Edn::str(text),
+            OpError::Reply { name, text } => Edn::Vector(vec![
+                Edn::keyword(name),
+                text.as_deref().map_or(Edn::Nil, Edn::str),
+            ]),
+        }
+    }
 }
 
 impl EventType {
@@ -78,7 +103,7 @@ impl Event {
             entries.push(("final?", Edn::Bool(true)));
         }
         if let Some(error) = &self.error {
-            entries.push(("error", keyword_or_string(error)));
+            entries.push(("error", error.to_edn()));
         }
         Edn::kw_map(entries)
     }
@@ -163,7 +188,7 @@ pub fn to_txt(events: &[Event]) -> String {
             event.value_edn()
         );
         if let Some(error) = &event.error {
-            let _ = write!(out, "\t{}", keyword_or_string(error));
+            let _ = write!(out, "\t{}", error.to_edn());
         }
         out.push('\n');
     }
@@ -204,9 +229,20 @@ mod tests {
             "broadcast",
             json!(7),
         );
-        timeout.error = Some("net-timeout".into());
+        timeout.error = Some(OpError::Keyword("net-timeout".into()));
         let mut malformed = event(6, EventType::Info, Process::Client(3), "read", Value::Null);
-        malformed.error = Some("indeterminate: \"bad\"\nreply".into());
+        malformed.error = Some(OpError::Text("indeterminate: \"bad\"\nreply".into()));
+        let mut refused = event(
+            7,
+            EventType::Fail,
+            Process::Client(2),
+            "broadcast",
+            json!(8),
+        );
+        refused.error = Some(OpError::Reply {
+            name: "not-supported".into(),
+            text: Some("no".into()),
+        });
         vec![
             event(
                 0,
@@ -239,6 +275,7 @@ mod tests {
             final_read,
             timeout,
             malformed,
+            refused,
         ]
     }
 
@@ -256,6 +293,7 @@ mod tests {
                 "{:type :ok, :f :read, :value [0 1.0], :process 1, :time 4000, :index 4, :final? true}",
                 "{:type :info, :f :broadcast, :value 7, :process 0, :time 5000, :index 5, :error :net-timeout}",
                 r#"{:type :info, :f :read, :value nil, :process 3, :time 6000, :index 6, :error "indeterminate: \"bad\"\nreply"}"#,
+                r#"{:type :fail, :f :broadcast, :value 8, :process 2, :time 7000, :index 7, :error [:not-supported "no"]}"#,
             ]
         );
     }
@@ -268,7 +306,8 @@ mod tests {
         assert_eq!(lines[1], ":nemesis\t:info\t:start-partition\t:majority");
         assert_eq!(lines[4], "1\t:ok\t:read\t[0 1.0]");
         assert_eq!(lines[5], "0\t:info\t:broadcast\t7\t:net-timeout");
-        assert_eq!(lines.len(), 7);
+        assert_eq!(lines[7], "2\t:fail\t:broadcast\t8\t[:not-supported \"no\"]");
+        assert_eq!(lines.len(), 8);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use rand::{Rng, RngExt};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::history::{to_txt, Event, EventType, Process};
+use super::history::{to_txt, Event, EventType, OpError, Process};
 use super::network::{ClientMessage, Network};
 use super::output::Logger;
 use super::results::ExceptionRecord;
@@ -133,8 +133,8 @@ pub fn error_code(code: i64) -> Option<(&'static str, bool)> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Completion {
     Ok(Value),
-    Fail(String),
-    Info(String),
+    Fail(OpError),
+    Info(OpError),
     /// A reply that broke the closed schema: `:info` plus an exception.
     Malformed(String),
 }
@@ -186,12 +186,10 @@ pub fn classify_reply(op: Op, node: &str, request: &Value, reply: &Value) -> Com
     if body.get("type").and_then(Value::as_str) == Some("error") {
         let code = body.get("code").and_then(Value::as_i64);
         let known = code.and_then(error_code);
-        let name = known.map_or("unknown", |(name, _)| name);
-        let text = match body.get("text") {
-            Some(Value::String(s)) => format!("{s:?}"),
-            _ => "nil".to_string(),
+        let error = OpError::Reply {
+            name: known.map_or("unknown", |(name, _)| name).to_string(),
+            text: body.get("text").and_then(Value::as_str).map(str::to_string),
         };
-        let error = format!("[:{name} {text}]");
         let definite = known.is_some_and(|(_, definite)| definite);
         // Only reads are idempotent, so any error on a read is a :fail.
         return if definite || op == Op::Read {
@@ -258,7 +256,7 @@ impl Recorder {
         f: &str,
         value: Value,
         final_read: bool,
-        error: Option<String>,
+        error: Option<OpError>,
     ) -> Event {
         let event = {
             let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
@@ -413,8 +411,8 @@ impl Worker {
         let completion = match client.call(&self.node, op.request(), OP_TIMEOUT).await {
             Ok((request, reply)) => classify_reply(op, &self.node, &request, &reply),
             Err(Timeout) => match op {
-                Op::Broadcast(_) => Completion::Info("net-timeout".into()),
-                Op::Read => Completion::Fail("net-timeout".into()),
+                Op::Broadcast(_) => Completion::Info(OpError::Keyword("net-timeout".into())),
+                Op::Read => Completion::Fail(OpError::Keyword("net-timeout".into())),
             },
         };
         let process = Process::Client(self.process);
@@ -425,7 +423,7 @@ impl Worker {
             Completion::Malformed(msg) => (
                 EventType::Info,
                 op.value(),
-                Some(format!("indeterminate: {msg}")),
+                Some(OpError::Text(format!("indeterminate: {msg}"))),
                 Some(msg),
             ),
         };
@@ -695,11 +693,19 @@ mod tests {
         for indefinite in [0, 13, 2, 999, 1000, 5000] {
             assert!(matches!(b(indefinite), Completion::Info(_)), "{indefinite}");
         }
+        let reply = |name: &str, text: Option<&str>| OpError::Reply {
+            name: name.into(),
+            text: text.map(str::to_string),
+        };
         assert_eq!(
             b(11),
-            Completion::Fail("[:temporarily-unavailable \"t\"]".into())
+            Completion::Fail(reply("temporarily-unavailable", Some("t")))
         );
-        assert_eq!(b(1234), Completion::Info("[:unknown \"t\"]".into()));
+        assert_eq!(b(1234), Completion::Info(reply("unknown", Some("t"))));
+        assert_eq!(
+            reply("unknown", Some("t")).to_edn().to_string(),
+            "[:unknown \"t\"]"
+        );
         for code in [0, 13, 1000, 11] {
             assert!(matches!(
                 classify_reply(Op::Read, "n0", &req, &err(json!(code))),
@@ -709,7 +715,11 @@ mod tests {
         let no_text = json!({"type": "error", "in_reply_to": 1, "code": 10});
         assert_eq!(
             classify_reply(Op::Broadcast(0), "n0", &req, &no_text),
-            Completion::Fail("[:not-supported nil]".into())
+            Completion::Fail(reply("not-supported", None))
+        );
+        assert_eq!(
+            reply("not-supported", None).to_edn().to_string(),
+            "[:not-supported nil]"
         );
     }
 
