@@ -20,6 +20,7 @@ fn fixture(name: &str) -> &'static str {
         "no-gossip" => env!("CARGO_BIN_EXE_fixture-no-gossip"),
         "crash" => env!("CARGO_BIN_EXE_fixture-crash"),
         "malformed" => env!("CARGO_BIN_EXE_fixture-malformed"),
+        "duplicate-read" => env!("CARGO_BIN_EXE_fixture-duplicate-read"),
         other => panic!("no fixture {other}"),
     }
 }
@@ -283,6 +284,38 @@ fn dropping_every_tenth_value_loses_exactly_those_values() {
         .collect();
     assert_eq!(lost, expected);
     let _ = std::fs::remove_dir_all(&run.store);
+}
+
+#[test]
+fn duplicates_in_reads_pass_as_in_maelstrom_and_fail_with_strict_duplicates() {
+    let args = [
+        "--node-count",
+        "3",
+        "--time-limit",
+        "2",
+        "--rate",
+        "20",
+        "--seed",
+        "6",
+    ];
+    let lenient = sim("dup", "duplicate-read", &args);
+    assert_eq!(lenient.code(), 0, "{}", lenient.stderr());
+    let r = lenient.results();
+    assert_eq!(u64_at(&r, &["workload", "duplicated-count"]), 0);
+    let _ = std::fs::remove_dir_all(&lenient.store);
+
+    let mut strict_args = args.to_vec();
+    strict_args.push("--strict-duplicates");
+    let strict = sim("dupstrict", "duplicate-read", &strict_args);
+    assert_eq!(strict.code(), 1, "{}", strict.stderr());
+    let r = strict.results();
+    assert_eq!(r["valid?"], false);
+    assert_eq!(r["workload"]["valid?"], false);
+    assert_eq!(u64_at(&r, &["workload", "lost-count"]), 0);
+    // Value 0 is the smallest every read holds, listed twice.
+    assert_eq!(u64_at(&r, &["workload", "duplicated-count"]), 1);
+    assert_eq!(r["workload"]["duplicated"]["0"], 2);
+    let _ = std::fs::remove_dir_all(&strict.store);
 }
 
 #[test]

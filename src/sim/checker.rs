@@ -147,6 +147,10 @@ pub struct WorkloadResult {
     pub worst_stale: Vec<StaleElement>,
     pub stable_latencies: Option<Quantiles>,
     pub lost_latencies: Option<Quantiles>,
+    /// Elements some ok read returned more than once, with the highest
+    /// count in one read, sorted. Always empty as Jepsen computes it (spec
+    /// 3.5); filled by [`WorkloadResult::flag_duplicates`].
+    pub duplicated: Vec<(Value, u64)>,
 }
 
 pub const WORST_STALE_LIMIT: usize = 8;
@@ -371,6 +375,41 @@ pub fn check_workload(history: &[Event]) -> WorkloadResult {
         worst_stale,
         stable_latencies: quantiles(&stable_latencies),
         lost_latencies: quantiles(&lost_latencies),
+        duplicated: Vec::new(),
+    }
+}
+
+impl WorkloadResult {
+    /// `--strict-duplicates`: the duplicate check Jepsen meant to make (spec
+    /// 3.5). Every element that appears more than once in a single ok read
+    /// is reported with its highest count, and any such element makes the
+    /// workload invalid.
+    pub fn flag_duplicates(&mut self, history: &[Event]) {
+        let mut highest: HashMap<ElementKey, (Value, u64)> = HashMap::new();
+        let ok_reads = history
+            .iter()
+            .filter(|e| e.kind == EventType::Ok && e.f == "read");
+        for read in ok_reads {
+            let Some(returned) = read.value.as_array() else {
+                continue;
+            };
+            let mut counts: HashMap<ElementKey, (&Value, u64)> = HashMap::new();
+            for value in returned {
+                counts.entry(element_key(value)).or_insert((value, 0)).1 += 1;
+            }
+            for (key, (value, count)) in counts {
+                if count > 1 {
+                    let entry = highest.entry(key).or_insert((value.clone(), count));
+                    entry.1 = entry.1.max(count);
+                }
+            }
+        }
+        let mut duplicated: Vec<(Value, u64)> = highest.into_values().collect();
+        duplicated.sort_by(|a, b| compare_values(&a.0, &b.0));
+        if !duplicated.is_empty() {
+            self.valid = Validity::False;
+        }
+        self.duplicated = duplicated;
     }
 }
 
@@ -618,6 +657,31 @@ mod tests {
         let mut h = H::default();
         h.broadcast(0, 3).read(0, json!([3, 3]));
         assert_eq!(check_workload(&h.0).valid, Validity::True);
+        assert!(check_workload(&h.0).duplicated.is_empty());
+    }
+
+    #[test]
+    fn strict_duplicates_report_the_highest_count_in_one_read() {
+        let mut h = H::default();
+        h.broadcast(0, 3).broadcast(0, 1).broadcast(0, 2);
+        h.read(0, json!([3, 1, 3, 2]))
+            .read(1, json!([1, 3, 3, 3, 2]))
+            .read(1, json!([2, 1, 2, 3]));
+        let mut r = check_workload(&h.0);
+        r.flag_duplicates(&h.0);
+        assert_eq!(r.valid, Validity::False);
+        assert_eq!(r.duplicated, [(json!(2), 2), (json!(3), 3)]);
+        // Without duplicates the verdict stays, `unknown` included.
+        let mut clean = H::default();
+        clean.broadcast(0, 5).read(0, json!([5]));
+        let mut r = check_workload(&clean.0);
+        r.flag_duplicates(&clean.0);
+        assert_eq!((r.valid, r.duplicated.len()), (Validity::True, 0));
+        let mut unread = H::default();
+        unread.broadcast(0, 5);
+        let mut r = check_workload(&unread.0);
+        r.flag_duplicates(&unread.0);
+        assert_eq!(r.valid, Validity::Unknown);
     }
 
     #[test]

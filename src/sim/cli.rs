@@ -95,6 +95,10 @@ pub struct TestArgs {
     /// ignores all later output of that node, as Maelstrom does.
     #[arg(long, value_enum, default_value_t = BadOutput::Lenient)]
     pub bad_output: BadOutput,
+    /// [extension] Flag any element that one read returns more than once
+    /// (Jepsen's duplicate check never fires; spec 3.5).
+    #[arg(long)]
+    pub strict_duplicates: bool,
     /// [extension] Directory holding the store.
     #[arg(long, default_value = "store", value_name = "DIR")]
     pub store: PathBuf,
@@ -121,6 +125,7 @@ pub struct TestConfig {
     pub p_loss: f64,
     pub thread_pick: ThreadPick,
     pub bad_output: BadOutput,
+    pub strict_duplicates: bool,
     pub store: PathBuf,
 }
 
@@ -232,6 +237,7 @@ impl TestArgs {
             p_loss: self.p_loss,
             thread_pick: self.thread_pick,
             bad_output: self.bad_output,
+            strict_duplicates: self.strict_duplicates,
             store: self.store,
         })
     }
@@ -318,6 +324,7 @@ mod tests {
         assert_eq!(c.thread_pick, ThreadPick::RoundRobin);
         assert_eq!(c.bad_output, BadOutput::Lenient);
         assert_eq!(c.p_loss, 0.0);
+        assert!(!c.strict_duplicates);
     }
 
     #[test]

@@ -94,6 +94,14 @@ pub struct Results {
     harness: Option<HarnessReport>,
 }
 
+impl Results {
+    /// Applies `--strict-duplicates` to the workload checker.
+    pub fn with_strict_duplicates(mut self, history: &[Event]) -> Self {
+        self.workload.flag_duplicates(history);
+        self
+    }
+}
+
 /// Runs every checker.
 pub fn analyze(input: &AnalysisInput) -> Results {
     Results {
@@ -337,9 +345,14 @@ fn workload_edn(w: &WorkloadResult) -> Edn {
     if let Some(q) = &w.lost_latencies {
         entries.push(("lost-latencies", quantiles_edn(q)));
     }
-    // Jepsen's duplicate detector never fires (spec 3.5 quirk).
-    entries.push(("duplicated-count", int(0)));
-    entries.push(("duplicated", Edn::Map(vec![])));
+    // Empty unless --strict-duplicates: Jepsen's detector never fires
+    // (spec 3.5 quirk).
+    entries.push(("duplicated-count", int(w.duplicated.len() as u64)));
+    let duplicated = w
+        .duplicated
+        .iter()
+        .map(|(element, count)| (Edn::from_json(element), int(*count)));
+    entries.push(("duplicated", Edn::Map(duplicated.collect())));
     Edn::kw_map(entries)
 }
 

@@ -143,6 +143,10 @@ pub async fn run(config: &TestConfig) -> i32 {
             ("thread-pick".into(), value_name(config.thread_pick)),
             ("bad-output".into(), value_name(config.bad_output)),
             ("p-loss".into(), config.p_loss.to_string()),
+            (
+                "strict-duplicates".into(),
+                config.strict_duplicates.to_string(),
+            ),
         ],
     };
     let results = analyze(&AnalysisInput {
@@ -152,6 +156,11 @@ pub async fn run(config: &TestConfig) -> i32 {
         exceptions: &exceptions,
         harness: Some(harness),
     });
+    let results = if config.strict_duplicates {
+        results.with_strict_duplicates(&history)
+    } else {
+        results
+    };
     write_file(&logger, &run_dir.join("results.edn"), &results.to_edn());
     let json = serde_json::to_string_pretty(&results.to_json()).unwrap_or_default();
     write_file(&logger, &run_dir.join("results.json"), &json);
