@@ -537,11 +537,6 @@ impl Link {
     /// When a message due at `t` may go: at once, or at the first round
     /// instant after it that has not had its message yet.
     fn align(&self, t: u64) -> u64 {
-        let t_after_last = t.max(self.last_sent_at.map_or(0, |last| last + 1));
-        let t = match self.policy.flush {
-            Flush::Immediate => return t,
-            _ => t_after_last,
-        };
         // An after-peer link sends `offset` after the peer's round instant.
         let (interval, base, offset) = match self.policy.flush {
             Flush::Immediate => return t,
@@ -558,6 +553,7 @@ impl Link {
                 (interval_ms, peer_phase_ms, one_way + linger_ms)
             }
         };
+        let t = t.max(self.last_sent_at.map_or(0, |last| last + 1));
         let on_current = align_up(t, interval, base + offset);
         match self.next_round {
             Some(RoundChange(next, from)) if on_current >= from => {
