@@ -14,6 +14,7 @@ use crate::stdin_reader::Drain;
 use crate::stdout_writer::Outbound;
 use actix::prelude::*;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Maelstrom's `init`.
 #[derive(Debug, Clone, Message)]
@@ -77,6 +78,8 @@ pub struct TopologyManager {
     /// round change last handed to the links.
     delays: BTreeMap<String, (u64, u64)>,
     round: Option<RoundChange>,
+    /// Whether a replan waits for the pending round change to take effect.
+    replan_scheduled: bool,
 }
 
 impl TopologyManager {
@@ -90,6 +93,7 @@ impl TopologyManager {
             links: BTreeMap::new(),
             delays: BTreeMap::new(),
             round: None,
+            replan_scheduled: false,
         }
     }
 
@@ -205,17 +209,26 @@ impl Handler<TopologyRequest> for TopologyManager {
 impl Handler<DelayReport> for TopologyManager {
     type Result = ();
 
-    /// Replans the round length from every leaf's latest measurement and
-    /// hands a changed length to the links (which announce it to the leaves).
-    fn handle(&mut self, msg: DelayReport, _ctx: &mut Self::Context) {
+    /// Records a leaf link's latest measurement and replans the round.
+    fn handle(&mut self, msg: DelayReport, ctx: &mut Self::Context) {
+        self.delays
+            .insert(msg.peer, (msg.median_ms, msg.highest_ms));
+        self.plan_round(ctx);
+    }
+}
+
+impl TopologyManager {
+    /// Plans the round length from every leaf's latest measurement and hands
+    /// a changed length to the links (which announce it to the leaves).
+    fn plan_round(&mut self, ctx: &mut Context<Self>) {
         let Some(targets) = self.config.gossip.targets else {
             return;
         };
-        self.delays
-            .insert(msg.peer, (msg.median_ms, msg.highest_ms));
         let mut medians: Vec<u64> = self.delays.values().map(|(m, _)| *m).collect();
         medians.sort_unstable();
-        let typical = medians[medians.len() / 2];
+        let Some(&typical) = medians.get(medians.len() / 2) else {
+            return;
+        };
         let highest = self
             .delays
             .values()
@@ -233,9 +246,19 @@ impl Handler<DelayReport> for TopologyManager {
             return;
         };
         let now = self.clock.now_ms();
-        // One change at a time: the next waits until this one is in effect.
         let (current, phase) = match self.round {
-            Some(RoundChange(_, from)) if now < from => return,
+            // One change at a time: plan again once this one is in effect,
+            // with whatever was measured meanwhile.
+            Some(RoundChange(_, from)) if now < from => {
+                if !self.replan_scheduled {
+                    self.replan_scheduled = true;
+                    ctx.run_later(Duration::from_millis(from - now), |act, ctx| {
+                        act.replan_scheduled = false;
+                        act.plan_round(ctx);
+                    });
+                }
+                return;
+            }
             Some(RoundChange(interval, from)) => (interval, from % interval),
             None => (overlay::effective(&self.config.gossip).interval_ms, 0),
         };
@@ -424,16 +447,15 @@ mod tests {
             }
         };
         rig.topology.do_send(report("n1", 100));
-        // A report while that change is pending waits for the next one.
+        // A report while that change is pending waits for it to take effect.
         rig.topology.do_send(report("n2", 133));
         rig.topology.send(Drain).await.unwrap();
         let RoundChange(first, first_from) = announced(1).await;
         assert_eq!(first, 370, "the round for a 100 ms leaf");
-        tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
-        rig.topology.do_send(report("n2", 133));
-        rig.topology.send(Drain).await.unwrap();
-        // Every link now announces the round for the slowest leaf, from one
-        // instant on the grid of the round in effect.
+        // Once the first change is in effect the planner takes n2's report
+        // into account by itself: every link announces the round for the
+        // slowest leaf, from one instant on the grid of the round in effect.
+        tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
         let RoundChange(second, second_from) = announced(2).await;
         assert_eq!(second, 300);
         assert!(second_from > first_from);
