@@ -102,6 +102,10 @@ fn sim(name: &str, node: &str, args: &[&str]) -> Run {
     Run { output, store }
 }
 
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
 fn u64_at(v: &Value, path: &[&str]) -> u64 {
     let mut cur = v;
     for key in path {
@@ -168,6 +172,8 @@ fn healthy_flood_on_five_nodes_is_valid_with_exact_counts_and_files() {
         "history.edn",
         "history.txt",
         "jepsen.log",
+        "timeline.html",
+        "messages.svg",
     ] {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
@@ -183,6 +189,24 @@ fn healthy_flood_on_five_nodes_is_valid_with_exact_counts_and_files() {
     assert!(edn.contains(":valid? true") && edn.contains(":stable-latencies"));
     let history = std::fs::read_to_string(dir.join("history.txt")).unwrap();
     assert_eq!(history.lines().count() as u64, 2 * ops);
+    // One timeline box per operation, all ok.
+    let timeline = std::fs::read_to_string(dir.join("timeline.html")).unwrap();
+    assert_eq!(count(&timeline, "<div class=\"op "), ops as usize);
+    assert_eq!(count(&timeline, "<div class=\"op ok\""), ops as usize);
+    assert!(!timeline.contains("Truncated"));
+    // One arrow per message but the init handshake: client arrows are the
+    // ops' requests and replies plus topology and topology_ok; every
+    // flooded copy is a server arrow; nothing is dropped.
+    let svg = std::fs::read_to_string(dir.join("messages.svg")).unwrap();
+    assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(count(&svg, "<path class=\"m c\""), 2 * ops as usize + 2 * 5);
+    assert_eq!(count(&svg, "<path class=\"m s\""), 6 * attempts as usize);
+    assert_eq!(
+        count(&svg, "<path class=\"m "),
+        (2 * ops + 10 + 6 * attempts) as usize
+    );
+    assert!(!svg.contains("<title>init"));
+
     let summary = run.stdout();
     assert!(summary.contains("valid?") && summary.contains("servers msgs-per-op"));
     assert!(summary.contains("Everything looks good!"));
@@ -251,6 +275,15 @@ fn flood_under_partitions_loses_values() {
     assert!(history.contains(":f :start-partition"));
     assert!(history.contains(":isolated"));
     assert!(history.contains(":network-healed"));
+    // Every message a partition dropped is drawn as a stub; the run is
+    // far below the diagram's bound, so the counts match the journal's.
+    let svg = std::fs::read_to_string(run.dir().join("messages.svg")).unwrap();
+    let undelivered =
+        u64_at(&r, &["net", "all", "send-count"]) - u64_at(&r, &["net", "all", "recv-count"]);
+    assert!(undelivered > 0);
+    assert_eq!(count(&svg, " drop\""), undelivered as usize);
+    let timeline = std::fs::read_to_string(run.dir().join("timeline.html")).unwrap();
+    assert!(timeline.contains(">:nemesis</div>"));
     let _ = std::fs::remove_dir_all(&run.store);
 }
 

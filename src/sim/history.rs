@@ -115,7 +115,8 @@ impl Event {
         }
     }
 
-    fn value_edn(&self) -> Edn {
+    /// The value as history.edn writes it.
+    pub fn value_edn(&self) -> Edn {
         match self.process {
             Process::Client(_) => Edn::from_json(&self.value),
             Process::Nemesis => nemesis_value_to_edn(&self.value),

@@ -17,6 +17,8 @@
 //! * [`netstats`]: the message journal's statistics and msgs-per-op.
 //! * [`edn`]: a small EDN writer for results.edn.
 //! * [`results`]: the combined results map, as EDN and as JSON.
+//! * [`visual`]: timeline.html and messages.svg, and the bounded message
+//!   log the network keeps for the latter.
 
 pub mod checker;
 pub mod cli;
@@ -30,4 +32,5 @@ pub mod process;
 pub mod results;
 pub mod run;
 pub mod topology;
+pub mod visual;
 pub mod workload;

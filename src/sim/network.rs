@@ -24,6 +24,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::nemesis::Grudge;
 use super::netstats::{JournalKind, NetStats};
+use super::visual::MessageLog;
 
 /// `--latency-dist`: how each inter-node message's delay is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -201,6 +202,8 @@ pub struct NetReport {
     pub lateness_us: Vec<u32>,
     /// Whether deliveries were timed by a real-time-scheduled thread.
     pub realtime: bool,
+    /// The first messages of the journal, for messages.svg.
+    pub messages: MessageLog,
 }
 
 /// One envelope waiting in a node's queue.
@@ -232,6 +235,8 @@ struct NetState {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     grudge: Grudge,
     journal: Option<NetStats>,
+    /// Open and closed together with `journal`.
+    messages: Option<MessageLog>,
     lateness_us: Vec<u32>,
     latency: Latency,
     p_loss: f64,
@@ -261,9 +266,21 @@ pub fn scheduled_delivery(deadline: Instant, now: Instant) -> Instant {
 }
 
 impl NetState {
-    fn journal(&mut self, kind: JournalKind, id: u64, src: &str, dest: &str) {
+    fn journal_send(&mut self, id: u64, src: &str, dest: &str, body: &str, at: Instant) {
         if let Some(j) = self.journal.as_mut() {
-            j.record(kind, id, src, dest);
+            j.record(JournalKind::Send, id, src, dest);
+        }
+        if let Some(log) = self.messages.as_mut() {
+            log.send(id, src, dest, body, at);
+        }
+    }
+
+    fn journal_recv(&mut self, id: u64, src: &str, dest: &str) {
+        if let Some(j) = self.journal.as_mut() {
+            j.record(JournalKind::Recv, id, src, dest);
+        }
+        if let Some(log) = self.messages.as_mut() {
+            log.recv(id, Instant::now);
         }
     }
 
@@ -304,7 +321,7 @@ impl NetState {
                 .push(late.as_micros().min(u32::MAX as u128) as u32);
         }
         let dest = self.nodes[n].0.clone();
-        self.journal(JournalKind::Recv, q.id, &q.src, &dest);
+        self.journal_recv(q.id, &q.src, &dest);
         // A node that exited has no stdin reader left; Maelstrom's write
         // fails silently the same way and the message counts as received.
         let _ = self.nodes[n].1.stdin.send(q.line);
@@ -337,6 +354,7 @@ impl Network {
                 timers: BinaryHeap::new(),
                 grudge: Grudge::new(),
                 journal: Some(NetStats::default()),
+                messages: Some(MessageLog::default()),
                 lateness_us: Vec::new(),
                 latency: config.latency,
                 p_loss: config.p_loss,
@@ -426,7 +444,7 @@ impl Network {
             let latency = st.latency;
             latency.draw_ms(&mut st.rng)
         };
-        st.journal(JournalKind::Send, id, src, dest);
+        st.journal_send(id, src, dest, body, now);
         if st.p_loss > 0.0 {
             let p = st.p_loss;
             if st.rng.random_bool(p) {
@@ -436,7 +454,7 @@ impl Network {
         match target {
             Err(client) => {
                 let body = serde_json::from_str(body).unwrap_or(Value::Null);
-                st.journal(JournalKind::Recv, id, src, dest);
+                st.journal_recv(id, src, dest);
                 let _ = client.send(ClientMessage {
                     src: src.to_string(),
                     body,
@@ -490,6 +508,7 @@ impl Network {
             stats: st.journal.take().unwrap_or_default(),
             lateness_us: std::mem::take(&mut st.lateness_us),
             realtime: st.realtime,
+            messages: st.messages.take().unwrap_or_default(),
         }
     }
 

@@ -20,6 +20,7 @@ use super::output::{create_run_dir, LocalTime, Logger};
 use super::process::{BadLineCounter, NodeProcess, NodeSpec};
 use super::results::{analyze, AnalysisInput, HarnessReport, LatenessSummary, Results};
 use super::topology;
+use super::visual;
 use super::workload::{
     final_reads, main_phase, schema_problem, stagger_gap, Client, ClientIds, Recorder, Schedule,
     Worker, WorkerContext, WorkerPicker,
@@ -99,12 +100,15 @@ pub async fn run(config: &TestConfig) -> i32 {
     for node in &mut nodes {
         node.kill().await;
     }
-    let net_report = net.close_journal();
+    let mut net_report = net.close_journal();
     net.shutdown();
     let cpu = cpu_seconds();
 
-    let (history, exceptions) = match tested {
-        Ok(recorder) => recorder.finish(),
+    let (history, exceptions, t0) = match tested {
+        Ok(recorder) => {
+            let (history, exceptions) = recorder.finish();
+            (history, exceptions, recorder.t0())
+        }
         Err(reason) => return abort(&logger, &reason),
     };
     write_file(
@@ -113,6 +117,17 @@ pub async fn run(config: &TestConfig) -> i32 {
         &to_edn_lines(&history),
     );
     write_file(&logger, &run_dir.join("history.txt"), &to_txt(&history));
+    write_file(
+        &logger,
+        &run_dir.join("timeline.html"),
+        &visual::timeline_html(&history),
+    );
+    let diagram = std::mem::take(&mut net_report.messages).into_diagram(t0);
+    write_file(
+        &logger,
+        &run_dir.join("messages.svg"),
+        &visual::messages_svg(&diagram),
+    );
     if let Some(report) = crash {
         return abort(&logger, &report);
     }
