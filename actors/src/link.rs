@@ -356,7 +356,9 @@ impl Link {
             self.timer.on_sample(sample);
         }
         self.timer.on_peer_heard();
-        if let (RoundRole::Follow, Some(change)) = (self.policy.round, msg.round) {
+        if let (RoundRole::Follow, Some(change), Some(_)) =
+            (self.policy.round, msg.round, self.round())
+        {
             let news = match self.next_round {
                 Some(pending) => pending != change,
                 None => change.0 > 0 && self.grid() != Some((change.0, change.1 % change.0)),
@@ -372,12 +374,15 @@ impl Link {
     /// planner picks one instant for all its links, on the current grid and
     /// late enough for the announcement to reach the peer first, so both
     /// ends of every link change grids at the same moment: rounds of the
-    /// new length start at that instant.
+    /// new length start at that instant. An immediate (fanout) link only
+    /// announces it: there it means "star rounds from that instant".
     pub fn set_round(&mut self, change: RoundChange) {
-        if self.round().is_none() || change.0 == 0 {
+        if change.0 == 0 {
             return;
         }
-        self.next_round = Some(change);
+        if self.round().is_some() {
+            self.next_round = Some(change);
+        }
         self.announced = Some(change);
     }
 

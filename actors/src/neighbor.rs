@@ -12,7 +12,7 @@ use crate::digest::{Digest, Item};
 use crate::link::{Link, LinkPolicy, LinkStats, RoundRole};
 use crate::protocol::{Gossip, OutBody, RoundChange};
 use crate::stdout_writer::Outbound;
-use crate::topology::DelayReport;
+use crate::topology::{DelayReport, StarFrom};
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +53,9 @@ pub struct NeighborSetup {
     pub out: Recipient<Outbound>,
     /// Where a round-leading link reports its measured one-way delay.
     pub delays: Option<Recipient<DelayReport>>,
+    /// Where a round-following fanout link passes on the hub's switch to a
+    /// star.
+    pub switches: Option<Recipient<StarFrom>>,
 }
 
 pub struct NeighborGossip {
@@ -61,6 +64,7 @@ pub struct NeighborGossip {
     clock: Clock,
     out: Recipient<Outbound>,
     delays: Option<Recipient<DelayReport>>,
+    switches: Option<Recipient<StarFrom>>,
     /// The delay summary last reported.
     reported_delay: Option<(u64, u64)>,
     /// The one armed wake-up: its instant and handle.
@@ -78,6 +82,7 @@ impl NeighborGossip {
             clock: setup.clock,
             out: setup.out,
             delays: setup.delays,
+            switches: setup.switches,
             reported_delay: None,
             wake: None,
             trace_interval_ms: setup.trace_interval_ms,
@@ -162,6 +167,9 @@ impl Handler<PeerGossip> for NeighborGossip {
     /// a round-leading link reports a changed delay measurement.
     fn handle(&mut self, PeerGossip(gossip): PeerGossip, ctx: &mut Self::Context) {
         self.link.on_peer_message(self.clock.now_ms(), &gossip);
+        if let (Some(to), Some(change), None) = (&self.switches, gossip.round, self.link.round()) {
+            to.do_send(StarFrom(change));
+        }
         if self.link.policy().round == RoundRole::Lead {
             let delay = self.link.one_way_delay();
             if let (Some(to), Some((median_ms, highest_ms))) = (&self.delays, delay) {
@@ -239,6 +247,7 @@ mod tests {
             trace_interval_ms: 1000,
             out: out.clone().recipient(),
             delays: None,
+            switches: None,
         })
         .start();
         Rig { gossip, out }

@@ -32,11 +32,37 @@ pub fn plan(
     offered: Option<&BTreeMap<String, Vec<String>>>,
     cfg: &GossipConfig,
 ) -> Vec<(String, LinkPolicy)> {
+    plan_as(
+        me,
+        node_ids,
+        offered,
+        &effective(cfg),
+        cfg.targets.is_some(),
+    )
+}
+
+/// An auto-tuned node's star once measurements have chosen it over the
+/// hint's fanout: rounds of `round_ms`, announced by the hub.
+pub fn measured_star(cfg: &GossipConfig, round_ms: u64) -> GossipConfig {
+    GossipConfig {
+        overlay: OverlayKind::Star,
+        interval_ms: round_ms,
+        ..*cfg
+    }
+}
+
+/// [`plan`] for a configuration whose overlay is already decided; `auto`
+/// gives star links the roles that let the hub set the round.
+pub fn plan_as(
+    me: &str,
+    node_ids: &[String],
+    offered: Option<&BTreeMap<String, Vec<String>>>,
+    cfg: &GossipConfig,
+    auto: bool,
+) -> Vec<(String, LinkPolicy)> {
     let Some(index) = node_ids.iter().position(|n| n == me) else {
         return Vec::new();
     };
-    let auto = cfg.targets.is_some();
-    let cfg = &effective(cfg);
     // Under auto-tuning the round may grow up to the max target.
     let longest_round = cfg
         .targets
@@ -115,15 +141,19 @@ pub fn plan(
                 latency_hint_ms: cfg.latency_hint_ms,
                 round: RoundRole::Fixed,
             };
+            // Under auto-tuning the hub's links measure the leaves' delays and
+            // may announce a switch to a star; the leaves' links hear it.
             let to_hub = LinkPolicy {
                 reliable: true,
                 report_digest_after_ms: Some(cfg.ack_delay_ms),
+                round: leaf_role,
                 ..direct.clone()
             };
             // The leaf's digest showing an item reaches the hub within its ack
             // delay plus a one-way delay of the leaf having got the item.
             let hub_to_leaf = LinkPolicy {
                 lazy_grace_ms: Some(cfg.ack_delay_ms + round_trip_slack),
+                round: hub_role,
                 ..to_hub.clone()
             };
             with(node_ids.iter().collect(), &|peer| {
@@ -316,10 +346,37 @@ mod tests {
             100,
         );
         assert_eq!(effective(&fast).overlay, OverlayKind::Fanout);
-        assert_eq!(plan("n2", &ids(4), None, &fast).len(), 3);
-        assert!(plan("n2", &ids(4), None, &fast)
+        // Fanout under auto-tuning: the hub's links lead (they measure and
+        // may announce a star), a leaf's link to the hub follows, direct
+        // links between leaves are fixed.
+        let leaf = plan("n2", &ids(4), None, &fast);
+        let roles: Vec<(&str, RoundRole)> = leaf
             .iter()
-            .all(|(_, p)| p.round == RoundRole::Fixed));
+            .map(|(peer, p)| (peer.as_str(), p.round))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                ("n0", RoundRole::Follow),
+                ("n1", RoundRole::Fixed),
+                ("n3", RoundRole::Fixed)
+            ]
+        );
+        assert!(plan("n0", &ids(4), None, &fast)
+            .iter()
+            .all(|(_, p)| p.round == RoundRole::Lead && p.flush == Flush::Immediate));
+        // Once measurements chose a star, the plan is a star led by the hub.
+        let star = measured_star(&fast, 170);
+        let leaf = plan_as("n2", &ids(4), None, &star, true);
+        assert_eq!(leaf.len(), 1);
+        assert_eq!(leaf[0].1.round, RoundRole::Follow);
+        assert_eq!(
+            leaf[0].1.flush,
+            Flush::Aligned {
+                interval_ms: 170,
+                phase_ms: 0
+            }
+        );
         let plain = cfg(OverlayKind::Star);
         assert_eq!(effective(&plain), plain);
     }

@@ -43,6 +43,17 @@ pub struct DelayReport {
     pub highest_ms: u64,
 }
 
+/// The hub's announcement, heard on a fanout link, that measured delays
+/// allow a star: star rounds of the given length from the given instant.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct StarFrom(pub RoundChange);
+
+/// How far ahead the hub announces a switch from fanout to a star, on top of
+/// two one-way delays: fanout hub messages to a leaf are irregular (its own
+/// values, repairs), so most leaves hear within this.
+const STAR_SWITCH_LEAD_MS: u64 = 1_000;
+
 /// How to reach one link's actor.
 #[derive(Debug, Clone)]
 pub struct LinkHandle {
@@ -80,6 +91,11 @@ pub struct TopologyManager {
     round: Option<RoundChange>,
     /// Whether a replan waits for the pending round change to take effect.
     replan_scheduled: bool,
+    /// Auto-tuning that started with fanout (from the latency hint) and found
+    /// from measurements that a star meets the targets: the star's rounds
+    /// and the instant every node switches, and whether this node has.
+    measured_star: Option<RoundChange>,
+    switched: bool,
 }
 
 impl TopologyManager {
@@ -94,6 +110,8 @@ impl TopologyManager {
             delays: BTreeMap::new(),
             round: None,
             replan_scheduled: false,
+            measured_star: None,
+            switched: false,
         }
     }
 
@@ -103,7 +121,16 @@ impl TopologyManager {
         let Some((me, node_ids)) = &self.cluster else {
             return;
         };
-        let plan = overlay::plan(me, node_ids, self.offered.as_ref(), &self.config.gossip);
+        let measured_star = match self.measured_star {
+            Some(RoundChange(round, _)) if self.switched => {
+                Some(overlay::measured_star(&self.config.gossip, round))
+            }
+            _ => None,
+        };
+        let plan = match &measured_star {
+            Some(star) => overlay::plan_as(me, node_ids, None, star, true),
+            None => overlay::plan(me, node_ids, self.offered.as_ref(), &self.config.gossip),
+        };
         let planned: BTreeMap<String, LinkPolicy> = plan.into_iter().collect();
         let removed: Vec<String> = self
             .links
@@ -129,6 +156,7 @@ impl TopologyManager {
                 trace_interval_ms: self.config.trace_interval_ms,
                 out: self.peers.out.clone(),
                 delays: (policy.round == RoundRole::Lead).then(|| ctx.address().recipient()),
+                switches: (policy.round == RoundRole::Follow).then(|| ctx.address().recipient()),
             })
             .start();
             added.push(LinkHandle {
@@ -143,7 +171,9 @@ impl TopologyManager {
         }
         log::info!(
             "overlay {}: links to [{}]",
-            overlay::effective(&self.config.gossip).overlay,
+            measured_star
+                .unwrap_or_else(|| overlay::effective(&self.config.gossip))
+                .overlay,
             self.links.keys().cloned().collect::<Vec<_>>().join(",")
         );
         self.peers.store.do_send(LinksChanged { added, removed });
@@ -236,6 +266,12 @@ impl TopologyManager {
             .max()
             .unwrap_or(typical);
         let linger = self.config.gossip.linger_ms;
+        let fanout = !self.switched
+            && overlay::effective(&self.config.gossip).overlay == OverlayKind::Fanout;
+        if fanout {
+            self.plan_star_instead_of_fanout(ctx, typical, highest);
+            return;
+        }
         let Some(round) = overlay::auto_round(targets, typical, highest, linger) else {
             if self.round.is_none() {
                 log::warn!(
@@ -281,6 +317,81 @@ impl TopologyManager {
             if policy.round == RoundRole::Lead {
                 addr.do_send(SetRound(change));
             }
+        }
+    }
+}
+
+impl TopologyManager {
+    /// The hint chose fanout; once half the leaves have reported their
+    /// delays, a star that meets the targets with them replaces it, at an
+    /// instant far enough ahead for the hub's announcement to reach most
+    /// leaves first (one that hears later switches on hearing).
+    fn plan_star_instead_of_fanout(&mut self, ctx: &mut Context<Self>, typical: u64, highest: u64) {
+        let Some(targets) = self.config.gossip.targets else {
+            return;
+        };
+        if self.measured_star.is_some() || self.delays.len() * 2 < self.links.len() {
+            return;
+        }
+        let linger = self.config.gossip.linger_ms;
+        let Some(round) = overlay::auto_round(targets, typical, highest, linger) else {
+            return;
+        };
+        let now = self.clock.now_ms();
+        let change = RoundChange(round, now + STAR_SWITCH_LEAD_MS + 2 * highest);
+        log::info!(
+            "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest) allows a star; \
+             leaving fanout for rounds of {round} ms from {}",
+            change.1
+        );
+        for (policy, addr) in self.links.values() {
+            if policy.round == RoundRole::Lead {
+                addr.do_send(SetRound(change));
+            }
+        }
+        self.schedule_star(ctx, change);
+    }
+
+    fn schedule_star(&mut self, ctx: &mut Context<Self>, change: RoundChange) {
+        self.measured_star = Some(change);
+        self.round = Some(change);
+        let wait = change.1.saturating_sub(self.clock.now_ms());
+        ctx.run_later(Duration::from_millis(wait), |act, ctx| {
+            act.switch_to_star(ctx)
+        });
+    }
+
+    /// Replaces the fanout links by the star's and puts the announced round
+    /// into effect on them.
+    fn switch_to_star(&mut self, ctx: &mut Context<Self>) {
+        let Some(change) = self.measured_star else {
+            return;
+        };
+        if self.switched {
+            return;
+        }
+        self.switched = true;
+        self.replan(ctx);
+        for (policy, addr) in self.links.values() {
+            if policy.round != RoundRole::Fixed {
+                addr.do_send(SetRound(change));
+            }
+        }
+    }
+}
+
+impl Handler<StarFrom> for TopologyManager {
+    type Result = ();
+
+    /// A leaf hears the hub's switch from fanout to a star (the first time).
+    fn handle(&mut self, StarFrom(change): StarFrom, ctx: &mut Self::Context) {
+        if self.measured_star.is_none() && change.0 > 0 {
+            log::info!(
+                "auto-tuning: the hub leaves fanout for star rounds of {} ms from {}",
+                change.0,
+                change.1
+            );
+            self.schedule_star(ctx, change);
         }
     }
 }
@@ -460,6 +571,150 @@ mod tests {
         assert_eq!(second, 300);
         assert!(second_from > first_from);
         assert_eq!((second_from - first_from) % first, 0);
+    }
+
+    /// Auto-tuning with targets a star cannot meet at the hinted 100 ms:
+    /// the node starts with fanout.
+    fn fanout_by_hint() -> Config {
+        use crate::config::Targets;
+        let mut config = Config::profile(Profile::Default);
+        config.gossip.targets = Some(Targets {
+            median_ms: 200,
+            max_ms: 300,
+        });
+        config
+    }
+
+    fn gossip_with(round: Option<RoundChange>, ts: u64) -> crate::protocol::Gossip {
+        crate::protocol::Gossip {
+            items: Vec::new(),
+            digest: Default::default(),
+            ts,
+            round,
+        }
+    }
+
+    #[actix::test]
+    async fn a_fanout_hub_switches_to_the_star_that_measured_delays_allow() {
+        use crate::digest::{Digest, Item};
+        use std::sync::Arc;
+        tokio::time::pause();
+        let rig = start_with(fanout_by_hint());
+        rig.topology.do_send(InitRequest {
+            node_id: "n0".into(),
+            ..init()
+        });
+        rig.topology.send(Drain).await.unwrap();
+        let fanout = take(&rig.watcher).await.remove(0).added;
+        assert_eq!(fanout.len(), 4);
+        let report = |peer: &str, highest_ms| DelayReport {
+            peer: peer.into(),
+            median_ms: 50,
+            highest_ms,
+        };
+        // One leaf of four is not enough to decide; two are.
+        rig.topology.do_send(report("n1", 50));
+        rig.topology.send(Drain).await.unwrap();
+        let item = Item::new("n0", 1, 7);
+        let mut digest = Digest::default();
+        digest.insert("n0", 1);
+        let update = || LocalUpdate {
+            items: Arc::new([item.clone()]),
+            digest: Arc::new(digest.clone()),
+        };
+        fanout[0].updates.do_send(update());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let before: Vec<Option<RoundChange>> = take(&rig.out)
+            .await
+            .into_iter()
+            .filter_map(|o| match o.body {
+                OutBody::Gossip(g) => Some(g.round),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(before, [None], "no switch announced yet");
+        rig.topology.do_send(report("n2", 52));
+        rig.topology.send(Drain).await.unwrap();
+        for link in &fanout[1..] {
+            link.updates.do_send(update());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let announced: Vec<RoundChange> = take(&rig.out)
+            .await
+            .into_iter()
+            .filter_map(|o| match o.body {
+                OutBody::Gossip(g) => g.round,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(announced.len(), 3, "every fanout link announces");
+        let change = announced[0];
+        assert!(announced.iter().all(|c| *c == change));
+        // min(300 − 2·52 − 10 − 20, 2·(200 − 2·50 − 10)) = 166, in 10 ms steps.
+        assert_eq!(change.0, 160);
+        assert!(change.1 >= 1_000, "announced well ahead: {change:?}");
+        assert!(
+            take(&rig.watcher).await.is_empty(),
+            "not before the instant"
+        );
+        tokio::time::sleep(Duration::from_millis(change.1 + 1)).await;
+        let switch = take(&rig.watcher).await;
+        assert_eq!(peers(&switch).len(), 1);
+        let star = &switch[0];
+        assert_eq!(
+            star.added.len(),
+            4,
+            "the hub's star links replace its fanout links"
+        );
+        assert_eq!(star.removed.len(), 4);
+        for link in &star.added {
+            link.updates.do_send(update());
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let rounds: BTreeMap<String, Option<RoundChange>> = take(&rig.out)
+            .await
+            .into_iter()
+            .filter_map(|o| match o.body {
+                OutBody::Gossip(g) => Some((o.dest, g.round)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rounds.len(), 4);
+        assert!(rounds.values().all(|r| *r == Some(change)), "{rounds:?}");
+    }
+
+    #[actix::test]
+    async fn a_fanout_leaf_follows_the_hubs_switch_to_a_star() {
+        tokio::time::pause();
+        let rig = start_with(fanout_by_hint());
+        rig.topology.do_send(init());
+        rig.topology.send(Drain).await.unwrap();
+        let fanout = take(&rig.watcher).await.remove(0).added;
+        assert_eq!(fanout.len(), 4, "n1 links to every other node");
+        let to_hub = fanout.iter().find(|l| l.peer == "n0").expect("hub link");
+        let other = fanout.iter().find(|l| l.peer == "n2").expect("direct link");
+        let change = RoundChange(160, 1_500);
+        // Only the hub's word counts: an announcement on a direct link is
+        // not the hub's.
+        other
+            .gossip
+            .do_send(PeerGossip(gossip_with(Some(change), 0)));
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        assert!(take(&rig.watcher).await.is_empty());
+        to_hub
+            .gossip
+            .do_send(PeerGossip(gossip_with(Some(change), 1_950)));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The instant has passed: the leaf switches at once, onto the grid
+        // 1500 + 160k.
+        let switch = take(&rig.watcher).await;
+        assert_eq!(
+            peers(&switch),
+            [(
+                vec!["n0".to_string()],
+                vec!["n0".into(), "n2".into(), "n3".into(), "n4".into()]
+            )]
+        );
     }
 
     #[actix::test]
