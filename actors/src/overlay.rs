@@ -17,7 +17,8 @@
 //! With latency targets (auto-tuning) the planner picks the overlay itself:
 //! a star whose round length the hub derives from measured one-way delays
 //! ([`auto_round`]) and announces to its leaves, or, when no round is short
-//! enough for two hops, fanout.
+//! enough for two hops at the hinted delay, fanout, until the hub's
+//! measurements allow a star ([`measured_star`], [`plan_as`]).
 
 use crate::config::{GossipConfig, OverlayKind, Targets};
 use crate::link::{Eager, Flush, LinkPolicy, RoundRole, RtoBounds};

@@ -335,6 +335,11 @@ impl TopologyManager {
         }
         let linger = self.config.gossip.linger_ms;
         let Some(round) = overlay::auto_round(targets, typical, highest, linger) else {
+            log::debug!(
+                "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest) from {} \
+                 leaves; no star round meets the targets, fanout stays",
+                self.delays.len()
+            );
             return;
         };
         let now = self.clock.now_ms();
