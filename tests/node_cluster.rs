@@ -21,6 +21,8 @@ struct Cluster {
     latency: Duration,
     replies: BTreeMap<(String, u64), Value>,
     inter_node_msgs: usize,
+    /// Inter-node messages between two nodes other than the hub n0.
+    leaf_to_leaf_msgs: usize,
 }
 
 fn index(node: &str) -> Option<usize> {
@@ -62,6 +64,7 @@ impl Cluster {
             latency,
             replies: BTreeMap::new(),
             inter_node_msgs: 0,
+            leaf_to_leaf_msgs: 0,
         }
     }
 
@@ -101,6 +104,9 @@ impl Cluster {
             match (index(src), index(dest)) {
                 (Some(from), Some(to)) => {
                     self.inter_node_msgs += 1;
+                    if from != 0 && to != 0 {
+                        self.leaf_to_leaf_msgs += 1;
+                    }
                     if !cut(from, to) {
                         self.in_flight.push((now + self.latency, to, line));
                     }
@@ -125,7 +131,7 @@ impl Cluster {
 
 /// Five nodes, a partition {n0, n1} | {n2, n3, n4} during the first part of
 /// the load, then heal and check final reads.
-fn survives_a_partition(args: &[&str]) {
+fn survives_a_partition(args: &[&str]) -> Cluster {
     let n = 5;
     let mut c = Cluster::start(n, args, Duration::from_millis(5));
     let ids: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
@@ -190,7 +196,7 @@ fn survives_a_partition(args: &[&str]) {
         "{args:?}: {} inter-node messages for 60 broadcasts",
         c.inter_node_msgs
     );
-    c.finish();
+    c
 }
 
 #[test]
@@ -202,7 +208,8 @@ fn star_survives_a_partition() {
         "40",
         "--max-rto-ms",
         "400",
-    ]);
+    ])
+    .finish();
 }
 
 #[test]
@@ -216,7 +223,8 @@ fn tree_survives_a_partition() {
         "40",
         "--max-rto-ms",
         "400",
-    ]);
+    ])
+    .finish();
 }
 
 #[test]
@@ -230,5 +238,52 @@ fn fanout_survives_a_partition() {
         "500",
         "--latency-hint-ms",
         "5",
+    ])
+    .finish();
+}
+
+/// Auto-tuning whose hint (100 ms) rules out a star starts with fanout; the
+/// router's 5 ms delays allow one, so the hub switches the cluster to a star
+/// (about a second after half the leaves reach it, i.e. around the heal).
+/// Nothing is lost across the partition and the switch, and afterwards the
+/// leaves talk only to the hub.
+#[test]
+fn auto_tuned_fanout_turning_star_survives_a_partition() {
+    let mut c = survives_a_partition(&[
+        "--target-median-ms",
+        "200",
+        "--target-max-ms",
+        "300",
+        "--latency-hint-ms",
+        "100",
+        "--ack-delay-ms",
+        "100",
+        "--max-rto-ms",
+        "500",
     ]);
+    assert!(c.leaf_to_leaf_msgs > 0, "it started with fanout");
+    c.leaf_to_leaf_msgs = 0;
+    for (k, node) in [1, 2, 3, 4].into_iter().enumerate() {
+        c.request(
+            "c9",
+            node,
+            json!({"type":"broadcast","msg_id":1000 + k,"message":1000 + k}),
+        );
+        c.pump(Duration::from_millis(25), &|_, _| false);
+    }
+    c.pump(Duration::from_millis(1000), &|_, _| false);
+    c.request("c9", 3, json!({"type":"read","msg_id":2000}));
+    c.pump(Duration::from_millis(100), &|_, _| false);
+    let read = &c.replies[&("c9".to_string(), 2000)]["messages"];
+    for value in 1000..1004 {
+        assert!(
+            read.as_array().unwrap().contains(&json!(value)),
+            "n3 lacks {value}: {read}"
+        );
+    }
+    assert_eq!(
+        c.leaf_to_leaf_msgs, 0,
+        "a star: leaves talk only to the hub"
+    );
+    c.finish();
 }
