@@ -375,12 +375,10 @@ impl Link {
     /// late enough for the announcement to reach the peer first, so both
     /// ends of every link change grids at the same moment: rounds of the
     /// new length start at that instant. An immediate (fanout) link only
-    /// announces it: there it means "star rounds from that instant".
+    /// announces it: there it means "star rounds from that instant"; a zero
+    /// length is only announced too: "fanout from that instant".
     pub fn set_round(&mut self, change: RoundChange) {
-        if change.0 == 0 {
-            return;
-        }
-        if self.round().is_some() {
+        if change.0 > 0 && self.round().is_some() {
             self.next_round = Some(change);
         }
         self.announced = Some(change);

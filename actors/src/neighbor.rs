@@ -12,7 +12,7 @@ use crate::digest::{Digest, Item};
 use crate::link::{Link, LinkPolicy, LinkStats, RoundRole};
 use crate::protocol::{Gossip, OutBody, RoundChange};
 use crate::stdout_writer::Outbound;
-use crate::topology::{DelayReport, StarFrom};
+use crate::topology::{DelayReport, OverlayFrom};
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,9 +53,8 @@ pub struct NeighborSetup {
     pub out: Recipient<Outbound>,
     /// Where a round-leading link reports its measured one-way delay.
     pub delays: Option<Recipient<DelayReport>>,
-    /// Where a round-following fanout link passes on the hub's switch to a
-    /// star.
-    pub switches: Option<Recipient<StarFrom>>,
+    /// Where a round-following link passes on the hub's switch of overlay.
+    pub switches: Option<Recipient<OverlayFrom>>,
 }
 
 pub struct NeighborGossip {
@@ -64,7 +63,7 @@ pub struct NeighborGossip {
     clock: Clock,
     out: Recipient<Outbound>,
     delays: Option<Recipient<DelayReport>>,
-    switches: Option<Recipient<StarFrom>>,
+    switches: Option<Recipient<OverlayFrom>>,
     /// The delay summary last reported.
     reported_delay: Option<(u64, u64)>,
     /// The one armed wake-up: its instant and handle.
@@ -167,8 +166,12 @@ impl Handler<PeerGossip> for NeighborGossip {
     /// a round-leading link reports a changed delay measurement.
     fn handle(&mut self, PeerGossip(gossip): PeerGossip, ctx: &mut Self::Context) {
         self.link.on_peer_message(self.clock.now_ms(), &gossip);
-        if let (Some(to), Some(change), None) = (&self.switches, gossip.round, self.link.round()) {
-            to.do_send(StarFrom(change));
+        // A round on a fanout link means a star; round 0 on a star link means
+        // fanout (other round changes on a star link are the link's own).
+        if let (Some(to), Some(change)) = (&self.switches, gossip.round) {
+            if change.0 == 0 || self.link.round().is_none() {
+                to.do_send(OverlayFrom(change));
+            }
         }
         if self.link.policy().round == RoundRole::Lead {
             let delay = self.link.one_way_delay();

@@ -18,7 +18,7 @@
 //! a star whose round length the hub derives from measured one-way delays
 //! ([`auto_round`]) and announces to its leaves, or, when no round is short
 //! enough for two hops at the hinted delay, fanout, until the hub's
-//! measurements allow a star ([`measured_star`], [`plan_as`]).
+//! measurements allow a star ([`measured_overlay`], [`plan_as`]).
 
 use crate::config::{GossipConfig, OverlayKind, Targets};
 use crate::link::{Eager, Flush, LinkPolicy, RoundRole, RtoBounds};
@@ -42,13 +42,20 @@ pub fn plan(
     )
 }
 
-/// An auto-tuned node's star once measurements have chosen it over the
-/// hint's fanout: rounds of `round_ms`, announced by the hub.
-pub fn measured_star(cfg: &GossipConfig, round_ms: u64) -> GossipConfig {
-    GossipConfig {
-        overlay: OverlayKind::Star,
-        interval_ms: round_ms,
-        ..*cfg
+/// An auto-tuned node's overlay once measurements have overturned the
+/// hint's: a star with rounds of `round_ms` (announced by the hub), or
+/// fanout for 0.
+pub fn measured_overlay(cfg: &GossipConfig, round_ms: u64) -> GossipConfig {
+    match round_ms {
+        0 => GossipConfig {
+            overlay: OverlayKind::Fanout,
+            ..*cfg
+        },
+        round => GossipConfig {
+            overlay: OverlayKind::Star,
+            interval_ms: round,
+            ..*cfg
+        },
     }
 }
 
@@ -367,7 +374,7 @@ mod tests {
             .iter()
             .all(|(_, p)| p.round == RoundRole::Lead && p.flush == Flush::Immediate));
         // Once measurements chose a star, the plan is a star led by the hub.
-        let star = measured_star(&fast, 170);
+        let star = measured_overlay(&fast, 170);
         let leaf = plan_as("n2", &ids(4), None, &star, true);
         assert_eq!(leaf.len(), 1);
         assert_eq!(leaf[0].1.round, RoundRole::Follow);

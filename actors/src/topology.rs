@@ -43,11 +43,12 @@ pub struct DelayReport {
     pub highest_ms: u64,
 }
 
-/// The hub's announcement, heard on a fanout link, that measured delays
-/// allow a star: star rounds of the given length from the given instant.
+/// The hub's announcement that measured delays call for the other overlay,
+/// heard by a leaf: on a fanout link, star rounds of the given length from
+/// the given instant; on a star link, a zero length: fanout from then.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct StarFrom(pub RoundChange);
+pub struct OverlayFrom(pub RoundChange);
 
 /// How far ahead the hub announces a switch from fanout to a star, on top of
 /// two one-way delays: fanout hub messages to a leaf are irregular (its own
@@ -91,10 +92,10 @@ pub struct TopologyManager {
     round: Option<RoundChange>,
     /// Whether a replan waits for the pending round change to take effect.
     replan_scheduled: bool,
-    /// Auto-tuning that started with fanout (from the latency hint) and found
-    /// from measurements that a star meets the targets: the star's rounds
-    /// and the instant every node switches, and whether this node has.
-    measured_star: Option<RoundChange>,
+    /// Auto-tuning whose measurements overturned the hint's overlay: the
+    /// star's rounds (0: fanout) and the instant every node switches, and
+    /// whether this node has. At most one such switch per run.
+    measured: Option<RoundChange>,
     switched: bool,
 }
 
@@ -110,7 +111,7 @@ impl TopologyManager {
             delays: BTreeMap::new(),
             round: None,
             replan_scheduled: false,
-            measured_star: None,
+            measured: None,
             switched: false,
         }
     }
@@ -121,14 +122,14 @@ impl TopologyManager {
         let Some((me, node_ids)) = &self.cluster else {
             return;
         };
-        let measured_star = match self.measured_star {
+        let measured = match self.measured {
             Some(RoundChange(round, _)) if self.switched => {
-                Some(overlay::measured_star(&self.config.gossip, round))
+                Some(overlay::measured_overlay(&self.config.gossip, round))
             }
             _ => None,
         };
-        let plan = match &measured_star {
-            Some(star) => overlay::plan_as(me, node_ids, None, star, true),
+        let plan = match &measured {
+            Some(cfg) => overlay::plan_as(me, node_ids, None, cfg, true),
             None => overlay::plan(me, node_ids, self.offered.as_ref(), &self.config.gossip),
         };
         let planned: BTreeMap<String, LinkPolicy> = plan.into_iter().collect();
@@ -171,7 +172,7 @@ impl TopologyManager {
         }
         log::info!(
             "overlay {}: links to [{}]",
-            measured_star
+            measured
                 .unwrap_or_else(|| overlay::effective(&self.config.gossip))
                 .overlay,
             self.links.keys().cloned().collect::<Vec<_>>().join(",")
@@ -266,18 +267,19 @@ impl TopologyManager {
             .max()
             .unwrap_or(typical);
         let linger = self.config.gossip.linger_ms;
-        let fanout = !self.switched
-            && overlay::effective(&self.config.gossip).overlay == OverlayKind::Fanout;
-        if fanout {
-            self.plan_star_instead_of_fanout(ctx, typical, highest);
-            return;
+        match self.measured {
+            // Measured fanout stays; a measured star plans its rounds below.
+            Some(RoundChange(0, _)) => return,
+            Some(_) => {}
+            None if overlay::effective(&self.config.gossip).overlay == OverlayKind::Fanout => {
+                self.plan_star_instead_of_fanout(ctx, typical, highest);
+                return;
+            }
+            None => {}
         }
         let Some(round) = overlay::auto_round(targets, typical, highest, linger) else {
-            if self.round.is_none() {
-                log::warn!(
-                    "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest) leaves \
-                     no star round that meets the targets; keeping the current round"
-                );
+            if self.measured.is_none() {
+                self.plan_fanout_instead_of_star(ctx, typical, highest);
             }
             return;
         };
@@ -330,7 +332,7 @@ impl TopologyManager {
         let Some(targets) = self.config.gossip.targets else {
             return;
         };
-        if self.measured_star.is_some() || self.delays.len() * 2 < self.links.len() {
+        if self.delays.len() * 2 < self.links.len() {
             return;
         }
         let linger = self.config.gossip.linger_ms;
@@ -349,27 +351,55 @@ impl TopologyManager {
              leaving fanout for rounds of {round} ms from {}",
             change.1
         );
+        self.announce_overlay(ctx, change);
+    }
+
+    /// The hint chose a star, but the measured delays leave no star round
+    /// that meets the targets: once half the leaves have reported, fanout
+    /// (one hop) replaces it, from an instant the hub's next round can
+    /// announce in time.
+    fn plan_fanout_instead_of_star(&mut self, ctx: &mut Context<Self>, typical: u64, highest: u64) {
+        if self.delays.len() * 2 < self.links.len() {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let current = self
+            .round
+            .map_or(overlay::effective(&self.config.gossip).interval_ms, |r| r.0);
+        let from = now + current + 2 * highest + self.config.gossip.linger_ms;
+        log::warn!(
+            "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest) leaves no \
+             star round that meets the targets; switching to fanout from {from}"
+        );
+        self.announce_overlay(ctx, RoundChange(0, from));
+    }
+
+    /// Has every leading link announce the switch, and makes it here at its
+    /// instant.
+    fn announce_overlay(&mut self, ctx: &mut Context<Self>, change: RoundChange) {
         for (policy, addr) in self.links.values() {
             if policy.round == RoundRole::Lead {
                 addr.do_send(SetRound(change));
             }
         }
-        self.schedule_star(ctx, change);
+        self.schedule_overlay(ctx, change);
     }
 
-    fn schedule_star(&mut self, ctx: &mut Context<Self>, change: RoundChange) {
-        self.measured_star = Some(change);
-        self.round = Some(change);
+    fn schedule_overlay(&mut self, ctx: &mut Context<Self>, change: RoundChange) {
+        self.measured = Some(change);
+        if change.0 > 0 {
+            self.round = Some(change);
+        }
         let wait = change.1.saturating_sub(self.clock.now_ms());
         ctx.run_later(Duration::from_millis(wait), |act, ctx| {
-            act.switch_to_star(ctx)
+            act.switch_overlay(ctx)
         });
     }
 
-    /// Replaces the fanout links by the star's and puts the announced round
-    /// into effect on them.
-    fn switch_to_star(&mut self, ctx: &mut Context<Self>) {
-        let Some(change) = self.measured_star else {
+    /// Replaces the links by the measured overlay's and, for a star, puts
+    /// the announced round into effect on them.
+    fn switch_overlay(&mut self, ctx: &mut Context<Self>) {
+        let Some(change) = self.measured else {
             return;
         };
         if self.switched {
@@ -377,27 +407,35 @@ impl TopologyManager {
         }
         self.switched = true;
         self.replan(ctx);
-        for (policy, addr) in self.links.values() {
-            if policy.round != RoundRole::Fixed {
-                addr.do_send(SetRound(change));
+        if change.0 > 0 {
+            for (policy, addr) in self.links.values() {
+                if policy.round != RoundRole::Fixed {
+                    addr.do_send(SetRound(change));
+                }
             }
         }
     }
 }
 
-impl Handler<StarFrom> for TopologyManager {
+impl Handler<OverlayFrom> for TopologyManager {
     type Result = ();
 
-    /// A leaf hears the hub's switch from fanout to a star (the first time).
-    fn handle(&mut self, StarFrom(change): StarFrom, ctx: &mut Self::Context) {
-        if self.measured_star.is_none() && change.0 > 0 {
-            log::info!(
-                "auto-tuning: the hub leaves fanout for star rounds of {} ms from {}",
-                change.0,
-                change.1
-            );
-            self.schedule_star(ctx, change);
+    /// A leaf hears the hub's switch of overlay (the first time).
+    fn handle(&mut self, OverlayFrom(change): OverlayFrom, ctx: &mut Self::Context) {
+        if self.measured.is_some() {
+            return;
         }
+        match change.0 {
+            0 => log::info!(
+                "auto-tuning: the hub leaves the star for fanout from {}",
+                change.1
+            ),
+            round => log::info!(
+                "auto-tuning: the hub leaves fanout for star rounds of {round} ms from {}",
+                change.1
+            ),
+        }
+        self.schedule_overlay(ctx, change);
     }
 }
 
@@ -718,6 +756,118 @@ mod tests {
             [(
                 vec!["n0".to_string()],
                 vec!["n0".into(), "n2".into(), "n3".into(), "n4".into()]
+            )]
+        );
+    }
+
+    /// Auto-tuning with the 3d limits: at the hinted 100 ms a star meets
+    /// them, at 200 ms none does.
+    fn star_by_hint() -> Config {
+        use crate::config::Targets;
+        let mut config = Config::profile(Profile::Default);
+        config.gossip.targets = Some(Targets {
+            median_ms: 400,
+            max_ms: 600,
+        });
+        config
+    }
+
+    #[actix::test]
+    async fn a_star_hub_switches_to_fanout_when_measured_delays_rule_the_star_out() {
+        use crate::digest::{Digest, Item};
+        use std::sync::Arc;
+        tokio::time::pause();
+        let rig = start_with(star_by_hint());
+        rig.topology.do_send(InitRequest {
+            node_id: "n0".into(),
+            ..init()
+        });
+        rig.topology.send(Drain).await.unwrap();
+        let star = take(&rig.watcher).await.remove(0).added;
+        assert_eq!(star.len(), 4);
+        let report = |peer: &str| DelayReport {
+            peer: peer.into(),
+            median_ms: 200,
+            highest_ms: 200,
+        };
+        rig.topology.do_send(report("n1"));
+        rig.topology.do_send(report("n2"));
+        rig.topology.send(Drain).await.unwrap();
+        let item = Item::new("n0", 1, 7);
+        let mut digest = Digest::default();
+        digest.insert("n0", 1);
+        for link in &star {
+            link.updates.do_send(LocalUpdate {
+                items: Arc::new([item.clone()]),
+                digest: Arc::new(digest.clone()),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let announced: BTreeMap<String, Option<RoundChange>> = take(&rig.out)
+            .await
+            .into_iter()
+            .filter_map(|o| match o.body {
+                OutBody::Gossip(g) => Some((o.dest, g.round)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(announced.len(), 4, "{announced:?}");
+        let from = match announced.values().next() {
+            Some(Some(RoundChange(0, from))) => *from,
+            other => panic!("expected a fanout announcement, got {other:?}"),
+        };
+        assert!(announced.values().all(|r| *r == Some(RoundChange(0, from))));
+        tokio::time::sleep(Duration::from_millis(from + 1)).await;
+        let switch = take(&rig.watcher).await;
+        assert_eq!(peers(&switch).len(), 1);
+        assert_eq!(
+            switch[0].added.len(),
+            4,
+            "fanout hub links replace the star's"
+        );
+        assert_eq!(switch[0].removed.len(), 4);
+        // Measured fanout stays, whatever is reported later.
+        rig.topology.do_send(DelayReport {
+            peer: "n3".into(),
+            median_ms: 10,
+            highest_ms: 10,
+        });
+        rig.topology.send(Drain).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5_000)).await;
+        assert!(take(&rig.watcher).await.is_empty());
+    }
+
+    #[actix::test]
+    async fn a_star_leaf_follows_the_hubs_switch_to_fanout() {
+        tokio::time::pause();
+        let rig = start_with(star_by_hint());
+        rig.topology.do_send(init());
+        rig.topology.send(Drain).await.unwrap();
+        let star = take(&rig.watcher).await.remove(0).added;
+        assert_eq!(
+            peers(&[LinksChanged {
+                added: star.clone(),
+                removed: vec![]
+            }]),
+            [(vec!["n0".to_string()], vec![])]
+        );
+        // An ordinary round change stays on the link.
+        star[0]
+            .gossip
+            .do_send(PeerGossip(gossip_with(Some(RoundChange(370, 800)), 0)));
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        assert!(take(&rig.watcher).await.is_empty());
+        star[0]
+            .gossip
+            .do_send(PeerGossip(gossip_with(Some(RoundChange(0, 1_500)), 1_000)));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(take(&rig.watcher).await.is_empty(), "not before 1500");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            peers(&take(&rig.watcher).await),
+            [(
+                vec!["n0".into(), "n2".into(), "n3".into(), "n4".into()],
+                vec!["n0".to_string()]
             )]
         );
     }
