@@ -17,8 +17,9 @@
 //! With latency targets (auto-tuning) the planner picks the overlay itself:
 //! a star whose round length the hub derives from measured one-way delays
 //! ([`auto_round`]) and announces to its leaves, or, when no round is short
-//! enough for two hops at the hinted delay, fanout, until the hub's
-//! measurements allow a star ([`measured_overlay`], [`plan_as`]).
+//! enough for two hops at the hinted delay, fanout. When the hub's
+//! measurements overturn the hint, the cluster switches once to the other
+//! overlay ([`measured_overlay`], [`plan_as`]).
 
 use crate::config::{GossipConfig, OverlayKind, Targets};
 use crate::link::{Eager, Flush, LinkPolicy, RoundRole, RtoBounds};

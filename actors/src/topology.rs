@@ -1,8 +1,10 @@
 //! TopologyManager: the node id, the cluster and the overlay. It answers
 //! `init` and `topology`, starts exactly one NeighborGossip per overlay
 //! neighbour, replaces them when the overlay changes, and tells the store
-//! which links exist. On an auto-tuned star hub it also plans the round
-//! length from the delays its links measure.
+//! which links exist. On an auto-tuned hub it also plans the star's round
+//! length from the delays its links measure and, when those overturn the
+//! latency hint's choice of star or fanout, switches the cluster to the other
+//! overlay once (a leaf follows the hub's announcement).
 
 use crate::clock::Clock;
 use crate::config::{Config, OverlayKind};
