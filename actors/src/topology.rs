@@ -268,22 +268,28 @@ impl TopologyManager {
             .map(|(_, h)| *h)
             .max()
             .unwrap_or(typical);
-        let linger = self.config.gossip.linger_ms;
-        match self.measured {
-            // Measured fanout stays; a measured star plans its rounds below.
-            Some(RoundChange(0, _)) => return,
-            Some(_) => {}
-            None if overlay::effective(&self.config.gossip).overlay == OverlayKind::Fanout => {
-                self.plan_star_instead_of_fanout(ctx, typical, highest);
+        let star_round =
+            overlay::auto_round(targets, typical, highest, self.config.gossip.linger_ms);
+        let hinted_fanout = overlay::effective(&self.config.gossip).overlay == OverlayKind::Fanout;
+        // An overlay switch waits for half the leaves: one sample is noise.
+        let heard_enough = self.delays.len() * 2 >= self.links.len();
+        let round = match (self.measured, star_round) {
+            // Measured fanout stays; a measured star keeps its round when the
+            // delays get worse (one overlay switch per run).
+            (Some(RoundChange(0, _)), _) | (Some(_), None) => return,
+            (None, Some(round)) if hinted_fanout => {
+                if heard_enough {
+                    self.leave_fanout_for_star(ctx, round, typical, highest);
+                }
                 return;
             }
-            None => {}
-        }
-        let Some(round) = overlay::auto_round(targets, typical, highest, linger) else {
-            if self.measured.is_none() {
-                self.plan_fanout_instead_of_star(ctx, typical, highest);
+            (None, None) => {
+                if heard_enough && !hinted_fanout {
+                    self.leave_star_for_fanout(ctx, typical, highest);
+                }
+                return;
             }
-            return;
+            (_, Some(round)) => round,
         };
         let now = self.clock.now_ms();
         let (current, phase) = match self.round {
@@ -309,7 +315,7 @@ impl TopologyManager {
         // Every link changes at one instant of the current grid, late enough
         // for the hub's next round (within a round plus its after-peer wait)
         // to carry the announcement to the slowest leaf.
-        let lead = current + 2 * highest + linger;
+        let lead = current + 2 * highest + self.config.gossip.linger_ms;
         let from = align_up(now + lead, current, phase);
         log::info!(
             "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest); \
@@ -326,49 +332,33 @@ impl TopologyManager {
 }
 
 impl TopologyManager {
-    /// The hint chose fanout; once half the leaves have reported their
-    /// delays, a star that meets the targets with them replaces it, at an
-    /// instant far enough ahead for the hub's announcement to reach most
-    /// leaves first (one that hears later switches on hearing).
-    fn plan_star_instead_of_fanout(&mut self, ctx: &mut Context<Self>, typical: u64, highest: u64) {
-        let Some(targets) = self.config.gossip.targets else {
-            return;
-        };
-        if self.delays.len() * 2 < self.links.len() {
-            return;
-        }
-        let linger = self.config.gossip.linger_ms;
-        let Some(round) = overlay::auto_round(targets, typical, highest, linger) else {
-            log::debug!(
-                "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest) from {} \
-                 leaves; no star round meets the targets, fanout stays",
-                self.delays.len()
-            );
-            return;
-        };
-        let now = self.clock.now_ms();
-        let change = RoundChange(round, now + STAR_SWITCH_LEAD_MS + 2 * highest);
+    /// The hint chose fanout, but the measured delays allow a star round
+    /// that meets the targets: the star replaces fanout at an instant far
+    /// enough ahead for the hub's announcement to reach most leaves first
+    /// (one that hears later switches on hearing).
+    fn leave_fanout_for_star(
+        &mut self,
+        ctx: &mut Context<Self>,
+        round: u64,
+        typical: u64,
+        highest: u64,
+    ) {
+        let from = self.clock.now_ms() + STAR_SWITCH_LEAD_MS + 2 * highest;
         log::info!(
             "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest) allows a star; \
-             leaving fanout for rounds of {round} ms from {}",
-            change.1
+             leaving fanout for rounds of {round} ms from {from}"
         );
-        self.announce_overlay(ctx, change);
+        self.announce_overlay(ctx, RoundChange(round, from));
     }
 
     /// The hint chose a star, but the measured delays leave no star round
-    /// that meets the targets: once half the leaves have reported, fanout
-    /// (one hop) replaces it, from an instant the hub's next round can
-    /// announce in time.
-    fn plan_fanout_instead_of_star(&mut self, ctx: &mut Context<Self>, typical: u64, highest: u64) {
-        if self.delays.len() * 2 < self.links.len() {
-            return;
-        }
-        let now = self.clock.now_ms();
+    /// that meets the targets: fanout (one hop) replaces it, from an instant
+    /// the hub's next round can announce in time.
+    fn leave_star_for_fanout(&mut self, ctx: &mut Context<Self>, typical: u64, highest: u64) {
         let current = self
             .round
             .map_or(overlay::effective(&self.config.gossip).interval_ms, |r| r.0);
-        let from = now + current + 2 * highest + self.config.gossip.linger_ms;
+        let from = self.clock.now_ms() + current + 2 * highest + self.config.gossip.linger_ms;
         log::warn!(
             "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest) leaves no \
              star round that meets the targets; switching to fanout from {from}"
