@@ -538,17 +538,16 @@ mod tests {
         }
     }
 
-    #[actix::test]
-    async fn an_auto_tuned_hub_plans_its_round_from_measured_delays() {
-        use crate::config::Targets;
-        use crate::digest::{Digest, Item};
-        use std::sync::Arc;
-        tokio::time::pause();
+    /// Auto-tuning toward these stable-latency targets, the default profile
+    /// otherwise.
+    fn auto_config(median_ms: u64, max_ms: u64) -> Config {
         let mut config = Config::profile(Profile::Default);
-        config.gossip.targets = Some(Targets {
-            median_ms: 400,
-            max_ms: 600,
-        });
+        config.gossip.targets = Some(crate::config::Targets { median_ms, max_ms });
+        config
+    }
+
+    /// A node started as the hub n0 of n0..n4: the rig and its first links.
+    async fn start_hub(config: Config) -> (Rig, Vec<LinkHandle>) {
         let rig = start_with(config);
         rig.topology.do_send(InitRequest {
             node_id: "n0".into(),
@@ -556,7 +555,39 @@ mod tests {
         });
         rig.topology.send(Drain).await.unwrap();
         let links = take(&rig.watcher).await.remove(0).added;
-        assert_eq!(links.len(), 4, "the hub of a star over n0..n4");
+        assert_eq!(links.len(), 4, "the hub links to n1..n4");
+        (rig, links)
+    }
+
+    /// The hub's own value `value` as the store hands it to a link.
+    fn own_value(value: u64) -> LocalUpdate {
+        let mut digest = crate::digest::Digest::default();
+        digest.insert("n0", value);
+        LocalUpdate {
+            items: std::sync::Arc::new([crate::digest::Item::new("n0", value, value as i64)]),
+            digest: std::sync::Arc::new(digest),
+        }
+    }
+
+    /// The `round` field of the last gossip sent to each peer since the
+    /// previous take.
+    async fn rounds_by_peer(
+        out: &Addr<Recorder<Outbound>>,
+    ) -> BTreeMap<String, Option<RoundChange>> {
+        take(out)
+            .await
+            .into_iter()
+            .filter_map(|o| match o.body {
+                OutBody::Gossip(g) => Some((o.dest, g.round)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[actix::test]
+    async fn an_auto_tuned_hub_plans_its_round_from_measured_delays() {
+        tokio::time::pause();
+        let (rig, links) = start_hub(auto_config(400, 600)).await;
         let report = |peer: &str, highest_ms| DelayReport {
             peer: peer.into(),
             median_ms: 100,
@@ -564,31 +595,18 @@ mod tests {
         };
         // What every link announces after `value` reaches it.
         let announced = |value: u64| {
-            let item = Item::new("n0", value, value as i64);
-            let mut digest = Digest::default();
-            digest.insert("n0", value);
             let links = links.clone();
             let out = rig.out.clone();
             async move {
                 take(&out).await;
                 for link in &links {
-                    link.updates.do_send(LocalUpdate {
-                        items: Arc::new([item.clone()]),
-                        digest: Arc::new(digest.clone()),
-                    });
+                    link.updates.do_send(own_value(value));
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-                let changes: BTreeMap<String, RoundChange> = take(&out)
-                    .await
-                    .into_iter()
-                    .filter_map(|o| match o.body {
-                        OutBody::Gossip(g) => Some((o.dest, g.round?)),
-                        _ => None,
-                    })
-                    .collect();
-                let first = *changes.values().next().expect("gossip");
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let changes = rounds_by_peer(&out).await;
+                let first = changes.values().next().copied().flatten().expect("gossip");
                 assert_eq!(changes.len(), 4, "every link: {changes:?}");
-                assert!(changes.values().all(|c| *c == first), "{changes:?}");
+                assert!(changes.values().all(|c| *c == Some(first)), "{changes:?}");
                 first
             }
         };
@@ -601,7 +619,7 @@ mod tests {
         // Once the first change is in effect the planner takes n2's report
         // into account by itself: every link announces the round for the
         // slowest leaf, from one instant on the grid of the round in effect.
-        tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
         let RoundChange(second, second_from) = announced(2).await;
         assert_eq!(second, 300);
         assert!(second_from > first_from);
@@ -611,13 +629,7 @@ mod tests {
     /// Auto-tuning with targets a star cannot meet at the hinted 100 ms:
     /// the node starts with fanout.
     fn fanout_by_hint() -> Config {
-        use crate::config::Targets;
-        let mut config = Config::profile(Profile::Default);
-        config.gossip.targets = Some(Targets {
-            median_ms: 200,
-            max_ms: 300,
-        });
-        config
+        auto_config(200, 300)
     }
 
     fn gossip_with(round: Option<RoundChange>, ts: u64) -> crate::protocol::Gossip {
@@ -631,17 +643,8 @@ mod tests {
 
     #[actix::test]
     async fn a_fanout_hub_switches_to_the_star_that_measured_delays_allow() {
-        use crate::digest::{Digest, Item};
-        use std::sync::Arc;
         tokio::time::pause();
-        let rig = start_with(fanout_by_hint());
-        rig.topology.do_send(InitRequest {
-            node_id: "n0".into(),
-            ..init()
-        });
-        rig.topology.send(Drain).await.unwrap();
-        let fanout = take(&rig.watcher).await.remove(0).added;
-        assert_eq!(fanout.len(), 4);
+        let (rig, fanout) = start_hub(fanout_by_hint()).await;
         let report = |peer: &str, highest_ms| DelayReport {
             peer: peer.into(),
             median_ms: 50,
@@ -650,41 +653,28 @@ mod tests {
         // One leaf of four is not enough to decide; two are.
         rig.topology.do_send(report("n1", 50));
         rig.topology.send(Drain).await.unwrap();
-        let item = Item::new("n0", 1, 7);
-        let mut digest = Digest::default();
-        digest.insert("n0", 1);
-        let update = || LocalUpdate {
-            items: Arc::new([item.clone()]),
-            digest: Arc::new(digest.clone()),
-        };
-        fanout[0].updates.do_send(update());
+        fanout[0].updates.do_send(own_value(1));
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let before: Vec<Option<RoundChange>> = take(&rig.out)
-            .await
-            .into_iter()
-            .filter_map(|o| match o.body {
-                OutBody::Gossip(g) => Some(g.round),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(before, [None], "no switch announced yet");
+        assert_eq!(
+            rounds_by_peer(&rig.out).await,
+            BTreeMap::from([(fanout[0].peer.clone(), None)]),
+            "no switch announced yet"
+        );
         rig.topology.do_send(report("n2", 52));
         rig.topology.send(Drain).await.unwrap();
         for link in &fanout[1..] {
-            link.updates.do_send(update());
+            link.updates.do_send(own_value(1));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let announced: Vec<RoundChange> = take(&rig.out)
-            .await
-            .into_iter()
-            .filter_map(|o| match o.body {
-                OutBody::Gossip(g) => g.round,
-                _ => None,
-            })
-            .collect();
+        let announced = rounds_by_peer(&rig.out).await;
         assert_eq!(announced.len(), 3, "every fanout link announces");
-        let change = announced[0];
-        assert!(announced.iter().all(|c| *c == change));
+        let change = announced
+            .values()
+            .next()
+            .copied()
+            .flatten()
+            .expect("a switch");
+        assert!(announced.values().all(|c| *c == Some(change)));
         // min(300 − 2·52 − 10 − 20, 2·(200 − 2·50 − 10)) = 166, in 10 ms steps.
         assert_eq!(change.0, 160);
         assert!(change.1 >= 1_000, "announced well ahead: {change:?}");
@@ -703,17 +693,10 @@ mod tests {
         );
         assert_eq!(star.removed.len(), 4);
         for link in &star.added {
-            link.updates.do_send(update());
+            link.updates.do_send(own_value(1));
         }
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let rounds: BTreeMap<String, Option<RoundChange>> = take(&rig.out)
-            .await
-            .into_iter()
-            .filter_map(|o| match o.body {
-                OutBody::Gossip(g) => Some((o.dest, g.round)),
-                _ => None,
-            })
-            .collect();
+        let rounds = rounds_by_peer(&rig.out).await;
         assert_eq!(rounds.len(), 4);
         assert!(rounds.values().all(|r| *r == Some(change)), "{rounds:?}");
     }
@@ -755,28 +738,13 @@ mod tests {
     /// Auto-tuning with the 3d limits: at the hinted 100 ms a star meets
     /// them, at 200 ms none does.
     fn star_by_hint() -> Config {
-        use crate::config::Targets;
-        let mut config = Config::profile(Profile::Default);
-        config.gossip.targets = Some(Targets {
-            median_ms: 400,
-            max_ms: 600,
-        });
-        config
+        auto_config(400, 600)
     }
 
     #[actix::test]
     async fn a_star_hub_switches_to_fanout_when_measured_delays_rule_the_star_out() {
-        use crate::digest::{Digest, Item};
-        use std::sync::Arc;
         tokio::time::pause();
-        let rig = start_with(star_by_hint());
-        rig.topology.do_send(InitRequest {
-            node_id: "n0".into(),
-            ..init()
-        });
-        rig.topology.send(Drain).await.unwrap();
-        let star = take(&rig.watcher).await.remove(0).added;
-        assert_eq!(star.len(), 4);
+        let (rig, star) = start_hub(star_by_hint()).await;
         let report = |peer: &str| DelayReport {
             peer: peer.into(),
             median_ms: 200,
@@ -785,24 +753,11 @@ mod tests {
         rig.topology.do_send(report("n1"));
         rig.topology.do_send(report("n2"));
         rig.topology.send(Drain).await.unwrap();
-        let item = Item::new("n0", 1, 7);
-        let mut digest = Digest::default();
-        digest.insert("n0", 1);
         for link in &star {
-            link.updates.do_send(LocalUpdate {
-                items: Arc::new([item.clone()]),
-                digest: Arc::new(digest.clone()),
-            });
+            link.updates.do_send(own_value(1));
         }
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let announced: BTreeMap<String, Option<RoundChange>> = take(&rig.out)
-            .await
-            .into_iter()
-            .filter_map(|o| match o.body {
-                OutBody::Gossip(g) => Some((o.dest, g.round)),
-                _ => None,
-            })
-            .collect();
+        let announced = rounds_by_peer(&rig.out).await;
         assert_eq!(announced.len(), 4, "{announced:?}");
         let from = match announced.values().next() {
             Some(Some(RoundChange(0, from))) => *from,
