@@ -550,16 +550,14 @@ mod tests {
     impl H {
         fn push(&mut self, kind: EventType, process: u64, f: &str, value: Value) -> &mut Self {
             let index = self.0.len() as u64;
-            self.0.push(Event {
+            self.0.push(Event::new(
                 index,
-                time_ns: index * 1_000_000,
+                index * 1_000_000,
                 kind,
-                process: Process::Client(process),
-                f: f.into(),
+                Process::Client(process),
+                f,
                 value,
-                final_read: false,
-                error: None,
-            });
+            ));
             self
         }
         fn invoke(&mut self, p: u64, f: &str, v: Value) -> &mut Self {

@@ -81,6 +81,27 @@ impl EventType {
 }
 
 impl Event {
+    /// An event without `:final?` or `:error`.
+    pub fn new(
+        index: u64,
+        time_ns: u64,
+        kind: EventType,
+        process: Process,
+        f: &str,
+        value: Value,
+    ) -> Event {
+        Event {
+            index,
+            time_ns,
+            kind,
+            process,
+            f: f.to_string(),
+            value,
+            final_read: false,
+            error: None,
+        }
+    }
+
     /// The op map as history.edn writes it:
     /// `{:type :invoke, :f :broadcast, :value 0, :process 0, :time 123, :index 0}`,
     /// plus `:final? true` and `:error` when present.
@@ -202,16 +223,7 @@ mod tests {
     use serde_json::json;
 
     fn event(index: u64, kind: EventType, process: Process, f: &str, value: Value) -> Event {
-        Event {
-            index,
-            time_ns: 1000 * index,
-            kind,
-            process,
-            f: f.into(),
-            value,
-            final_read: false,
-            error: None,
-        }
+        Event::new(index, 1000 * index, kind, process, f, value)
     }
 
     fn sample() -> Vec<Event> {

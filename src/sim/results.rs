@@ -396,16 +396,14 @@ mod tests {
     use serde_json::{json, Value};
 
     fn op(index: u64, kind: EventType, process: u64, f: &str, value: Value) -> Event {
-        Event {
+        Event::new(
             index,
-            time_ns: index * 1_000_000,
+            index * 1_000_000,
             kind,
-            process: Process::Client(process),
-            f: f.into(),
+            Process::Client(process),
+            f,
             value,
-            final_read: false,
-            error: None,
-        }
+        )
     }
 
     /// Broadcast 0 acked at 1 ms; a read invoked at 2 ms misses it; a read

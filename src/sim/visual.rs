@@ -713,16 +713,7 @@ mod tests {
     use std::time::Duration;
 
     fn event(kind: EventType, process: Process, f: &str, value: Value, time_ms: u64) -> Event {
-        Event {
-            index: 0,
-            time_ns: time_ms * 1_000_000,
-            kind,
-            process,
-            f: f.into(),
-            value,
-            final_read: false,
-            error: None,
-        }
+        Event::new(0, time_ms * 1_000_000, kind, process, f, value)
     }
 
     fn count(haystack: &str, needle: &str) -> usize {
