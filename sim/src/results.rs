@@ -391,8 +391,8 @@ fn harness_edn(h: &HarnessReport) -> Edn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::history::{EventType, Process};
-    use crate::sim::netstats::{JournalKind, NetStats};
+    use crate::history::{EventType, Process};
+    use crate::netstats::{JournalKind, NetStats};
     use serde_json::{json, Value};
 
     fn op(index: u64, kind: EventType, process: u64, f: &str, value: Value) -> Event {

@@ -2,9 +2,9 @@
 //! one test on a tokio runtime, and makes sure no node process outlives the
 //! harness, whether the test ends, aborts, or is interrupted.
 
-use broadcast::sim::cli::{parse, Parsed};
-use broadcast::sim::process::kill_all_nodes;
-use broadcast::sim::run::{run, EXIT_ABORTED, EXIT_BAD_ARGS};
+use maelstrom_sim::cli::{parse, Parsed};
+use maelstrom_sim::process::kill_all_nodes;
+use maelstrom_sim::run::{run, EXIT_ABORTED, EXIT_BAD_ARGS};
 
 fn main() {
     let config = match parse(std::env::args_os()) {

@@ -1,17 +1,17 @@
-//! Loads every case of the shared test vectors (tests/vectors, a copy of
+//! Loads every case of the shared test vectors (sim/tests/vectors, a copy of
 //! shared/test-vectors) and compares the harness's analysis with `expected`:
 //! topology builders (spec 2.3), the broadcast checker (3.1-3.5) and the net
 //! statistics (4.6). Also parse-checks the EDN the harness writes for them.
 
 use std::path::PathBuf;
 
-use broadcast::sim::checker::{analyze_elements, check_workload, Outcome, WorkloadResult};
-use broadcast::sim::edn::Edn;
-use broadcast::sim::history::{to_edn_lines, Event, EventType, OpError, Process};
-use broadcast::sim::netstats::{JournalKind, NetCategory, NetStats, NetSummary};
-use broadcast::sim::results::{analyze, AnalysisInput, ExceptionRecord, HarnessReport};
-use broadcast::sim::topology::{self, TOPOLOGY_NAMES};
 use clojure_reader::edn::{self as cedn, Edn as Read};
+use maelstrom_sim::checker::{analyze_elements, check_workload, Outcome, WorkloadResult};
+use maelstrom_sim::edn::Edn;
+use maelstrom_sim::history::{to_edn_lines, Event, EventType, OpError, Process};
+use maelstrom_sim::netstats::{JournalKind, NetCategory, NetStats, NetSummary};
+use maelstrom_sim::results::{analyze, AnalysisInput, ExceptionRecord, HarnessReport};
+use maelstrom_sim::topology::{self, TOPOLOGY_NAMES};
 use serde_json::{json, Map, Value};
 
 fn load(name: &str) -> Value {
@@ -68,7 +68,7 @@ fn history_of(case: &Value) -> Vec<Event> {
         .collect()
 }
 
-fn quantiles_json(q: &broadcast::sim::checker::Quantiles) -> Value {
+fn quantiles_json(q: &maelstrom_sim::checker::Quantiles) -> Value {
     let keys = ["0", "0.5", "0.95", "0.99", "1"];
     let map: Map<String, Value> = keys
         .iter()
@@ -81,9 +81,9 @@ fn quantiles_json(q: &broadcast::sim::checker::Quantiles) -> Value {
 /// The typed result in the vectors' `expected` shape.
 fn workload_as_expected(w: &WorkloadResult) -> Value {
     let valid = match w.valid {
-        broadcast::sim::checker::Validity::True => json!(true),
-        broadcast::sim::checker::Validity::False => json!(false),
-        broadcast::sim::checker::Validity::Unknown => json!("unknown"),
+        maelstrom_sim::checker::Validity::True => json!(true),
+        maelstrom_sim::checker::Validity::False => json!(false),
+        maelstrom_sim::checker::Validity::Unknown => json!("unknown"),
     };
     let mut m = json!({
         "valid": valid,

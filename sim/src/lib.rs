@@ -19,6 +19,8 @@
 //! * [`results`]: the combined results map, as EDN and as JSON.
 //! * [`visual`]: timeline.html and messages.svg, and the bounded message
 //!   log the network keeps for the latter.
+//! * [`report`]: reading finished runs back (ours or real Maelstrom's
+//!   results.edn) into the figures and limits `results-table` prints.
 
 pub mod checker;
 pub mod cli;
@@ -29,6 +31,7 @@ pub mod netstats;
 pub mod network;
 pub mod output;
 pub mod process;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod topology;

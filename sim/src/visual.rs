@@ -708,7 +708,7 @@ pub fn messages_svg(diagram: &MessageDiagram) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::history::OpError;
+    use crate::history::OpError;
     use serde_json::json;
     use std::time::Duration;
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use broadcast::report::{Edn, Limits, RunFigures, Verdict};
+use maelstrom_sim::report::{Edn, Limits, RunFigures, Verdict};
 
 struct Run {
     challenge: String,
