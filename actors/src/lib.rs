@@ -25,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod digest;
 pub mod link;
+pub mod messages;
 pub mod neighbor;
 pub mod overlay;
 pub mod protocol;
@@ -38,6 +39,8 @@ pub mod topology;
 use actix::prelude::*;
 use clock::Clock;
 use config::Config;
+use messages::{LinkControl, LinkHandle, NeighborSetup};
+use neighbor::NeighborGossip;
 use stdin_reader::{Routes, StdinReader};
 use stdout_writer::StdoutWriter;
 use store::MessageStore;
@@ -78,8 +81,26 @@ where
         TopologyPeers {
             out: writer.recipient(),
             store: store.recipient(),
+            start_link,
         },
     ));
+}
+
+/// Starts one NeighborGossip: how the topology manager starts its links.
+fn start_link(setup: NeighborSetup) -> (LinkHandle, LinkControl) {
+    let peer = setup.peer.clone();
+    let link = NeighborGossip::new(setup).start();
+    (
+        LinkHandle {
+            peer,
+            updates: link.clone().recipient(),
+            gossip: link.clone().recipient(),
+        },
+        LinkControl {
+            rounds: link.clone().recipient(),
+            stop: link.recipient(),
+        },
+    )
 }
 
 /// Runs a node on stdin/stdout until stdin ends.

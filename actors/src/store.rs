@@ -4,46 +4,14 @@
 //! changed digest so it can acknowledge).
 
 use crate::digest::{Digest, Item};
-use crate::neighbor::{LocalUpdate, PeerGossip};
-use crate::protocol::{Gossip, OutBody, ReplyTo, TEMPORARILY_UNAVAILABLE};
-use crate::stdin_reader::Drain;
-use crate::stdout_writer::Outbound;
-use crate::topology::{LinkHandle, LinksChanged};
+use crate::messages::{
+    ClientBroadcast, ClientRead, Drain, Joined, LinkHandle, LinksChanged, LocalUpdate, Merge,
+    Outbound, PeerGossip,
+};
+use crate::protocol::{OutBody, TEMPORARILY_UNAVAILABLE};
 use actix::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-
-/// This node's id is known (from `init`): it may now originate items.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Joined {
-    pub node_id: String,
-}
-
-/// A client's `broadcast`.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct ClientBroadcast {
-    pub reply_to: ReplyTo,
-    pub value: i64,
-}
-
-/// A client's `read`.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct ClientRead {
-    pub reply_to: ReplyTo,
-}
-
-/// A gossip message from a peer. The store takes its items first and then
-/// hands the message to the peer's link (if there is one yet), so every
-/// request read after it on stdin sees its values.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Merge {
-    pub from: String,
-    pub gossip: Gossip,
-}
 
 pub struct MessageStore {
     node_id: Option<String>,
@@ -219,9 +187,8 @@ impl Handler<Drain> for MessageStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::neighbor::PeerGossip;
+    use crate::protocol::{Gossip, ReplyTo};
     use crate::testkit::{recorder, take, Recorder};
-    use crate::topology::LinkHandle;
 
     fn merge(from: &str, items: Vec<Item>) -> Merge {
         Merge {

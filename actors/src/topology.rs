@@ -9,75 +9,28 @@
 use crate::clock::Clock;
 use crate::config::{Config, OverlayKind};
 use crate::link::{align_up, LinkPolicy, RoundRole};
-use crate::neighbor::{LocalUpdate, NeighborGossip, NeighborSetup, PeerGossip, SetRound, StopLink};
+use crate::messages::{
+    DelayReport, Drain, InitRequest, LinkControl, LinksChanged, NeighborSetup, Outbound,
+    OverlayFrom, SetRound, StartLink, StopLink, TopologyRequest,
+};
 use crate::overlay;
 use crate::protocol::{OutBody, ReplyTo, RoundChange, MALFORMED_REQUEST};
-use crate::stdin_reader::Drain;
-use crate::stdout_writer::Outbound;
 use actix::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// Maelstrom's `init`.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct InitRequest {
-    pub reply_to: ReplyTo,
-    pub node_id: String,
-    pub node_ids: Vec<String>,
-}
-
-/// Maelstrom's `topology`.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct TopologyRequest {
-    pub reply_to: ReplyTo,
-    pub topology: BTreeMap<String, Vec<String>>,
-}
-
-/// A round-leading link's measured one-way delay from its peer: the median
-/// and the highest of its recent samples, ms.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct DelayReport {
-    pub peer: String,
-    pub median_ms: u64,
-    pub highest_ms: u64,
-}
-
-/// The hub's announcement that measured delays call for the other overlay,
-/// heard by a leaf: on a fanout link, star rounds of the given length from
-/// the given instant; on a star link, a zero length: fanout from then.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct OverlayFrom(pub RoundChange);
 
 /// How far ahead the hub announces a switch from fanout to a star, on top of
 /// two one-way delays: fanout hub messages to a leaf are irregular (its own
 /// values, repairs), so most leaves hear within this.
 const STAR_SWITCH_LEAD_MS: u64 = 1_000;
 
-/// How to reach one link's actor.
-#[derive(Debug, Clone)]
-pub struct LinkHandle {
-    pub peer: String,
-    pub updates: Recipient<LocalUpdate>,
-    pub gossip: Recipient<PeerGossip>,
-}
-
-/// Links started and stopped (a replaced link is in both).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct LinksChanged {
-    pub added: Vec<LinkHandle>,
-    pub removed: Vec<String>,
-}
-
 /// Whom the TopologyManager talks to.
 pub struct TopologyPeers {
     pub out: Recipient<Outbound>,
     /// Who must know the links: the store, which feeds them.
     pub store: Recipient<LinksChanged>,
+    /// How a link actor is started.
+    pub start_link: StartLink,
 }
 
 pub struct TopologyManager {
@@ -87,7 +40,7 @@ pub struct TopologyManager {
     /// (own id, every node id) once `init` has arrived.
     cluster: Option<(String, Vec<String>)>,
     offered: Option<BTreeMap<String, Vec<String>>>,
-    links: BTreeMap<String, (LinkPolicy, Addr<NeighborGossip>)>,
+    links: BTreeMap<String, (LinkPolicy, LinkControl)>,
     /// Auto-tuned star hub: each leaf link's latest delay report, and the
     /// round change last handed to the links.
     delays: BTreeMap<String, (u64, u64)>,
@@ -142,8 +95,8 @@ impl TopologyManager {
             .map(|(peer, _)| peer.clone())
             .collect();
         for peer in &removed {
-            if let Some((_, addr)) = self.links.remove(peer) {
-                addr.do_send(StopLink);
+            if let Some((_, link)) = self.links.remove(peer) {
+                link.stop.do_send(StopLink);
             }
         }
         let mut added = Vec::new();
@@ -151,7 +104,7 @@ impl TopologyManager {
             if self.links.contains_key(&peer) {
                 continue;
             }
-            let addr = NeighborGossip::new(NeighborSetup {
+            let (handle, control) = (self.peers.start_link)(NeighborSetup {
                 me: me.clone(),
                 peer: peer.clone(),
                 policy: policy.clone(),
@@ -160,14 +113,9 @@ impl TopologyManager {
                 out: self.peers.out.clone(),
                 delays: (policy.round == RoundRole::Lead).then(|| ctx.address().recipient()),
                 switches: (policy.round == RoundRole::Follow).then(|| ctx.address().recipient()),
-            })
-            .start();
-            added.push(LinkHandle {
-                peer: peer.clone(),
-                updates: addr.clone().recipient(),
-                gossip: addr.clone().recipient(),
             });
-            self.links.insert(peer, (policy, addr));
+            added.push(handle);
+            self.links.insert(peer, (policy, control));
         }
         if added.is_empty() && removed.is_empty() {
             return;
@@ -323,9 +271,9 @@ impl TopologyManager {
         );
         let change = RoundChange(round, from);
         self.round = Some(change);
-        for (policy, addr) in self.links.values() {
+        for (policy, link) in self.links.values() {
             if policy.round == RoundRole::Lead {
-                addr.do_send(SetRound(change));
+                link.rounds.do_send(SetRound(change));
             }
         }
     }
@@ -369,9 +317,9 @@ impl TopologyManager {
     /// Has every leading link announce the switch, and makes it here at its
     /// instant.
     fn announce_overlay(&mut self, ctx: &mut Context<Self>, change: RoundChange) {
-        for (policy, addr) in self.links.values() {
+        for (policy, link) in self.links.values() {
             if policy.round == RoundRole::Lead {
-                addr.do_send(SetRound(change));
+                link.rounds.do_send(SetRound(change));
             }
         }
         self.schedule_overlay(ctx, change);
@@ -400,9 +348,9 @@ impl TopologyManager {
         self.switched = true;
         self.replan(ctx);
         if change.0 > 0 {
-            for (policy, addr) in self.links.values() {
+            for (policy, link) in self.links.values() {
                 if policy.round != RoundRole::Fixed {
-                    addr.do_send(SetRound(change));
+                    link.rounds.do_send(SetRound(change));
                 }
             }
         }
@@ -442,6 +390,7 @@ impl Handler<Drain> for TopologyManager {
 mod tests {
     use super::*;
     use crate::config::Profile;
+    use crate::messages::{LinkHandle, LocalUpdate, PeerGossip};
     use crate::testkit::{recorder, take, Recorder};
 
     struct Rig {
@@ -465,6 +414,7 @@ mod tests {
             TopologyPeers {
                 out: out.clone().recipient(),
                 store: watcher.clone().recipient(),
+                start_link: crate::start_link,
             },
         )
         .start();
