@@ -32,6 +32,7 @@ pub mod protocol;
 pub mod stdin_reader;
 pub mod stdout_writer;
 pub mod store;
+pub mod store_core;
 #[cfg(test)]
 mod testkit;
 pub mod topology;
