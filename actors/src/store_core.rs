@@ -150,16 +150,16 @@ mod tests {
         let mut store = joined();
         let a = Item::new("n1", 1, 10);
         let b = Item::new("n1", 2, 11);
-        let new = store.merge("n1", &[a.clone()]).expect("new");
+        let new = store.merge("n1", std::slice::from_ref(&a)).expect("new");
         assert!(
             new.items_for("n1").is_empty(),
             "the source gets the digest only"
         );
         assert!(new.digest().covers("n1", 1));
-        assert_eq!(*new.items_for("n2"), [a.clone()]);
+        assert_eq!(new.items_for("n2").to_vec(), vec![a.clone()]);
         // n2 relays a again plus b: only b is new.
         let new = store.merge("n2", &[a.clone(), b.clone()]).expect("b");
-        assert_eq!(*new.items_for("n1"), [b.clone()]);
+        assert_eq!(new.items_for("n1").to_vec(), vec![b.clone()]);
         assert!(new.items_for("n2").is_empty());
         assert!(store.merge("n3", &[a, b]).is_none());
         assert_eq!(store.values().len(), 2);
