@@ -21,6 +21,7 @@
 //! * [`config`]: knobs, profiles, command-line and environment parsing.
 //! * [`clock`]: the shared millisecond clock.
 
+pub mod autotune;
 pub mod clock;
 pub mod config;
 pub mod digest;
