@@ -1,36 +1,70 @@
-//! The actors a broadcast-node is made of, and the pure logic they wrap.
+//! The actors a broadcast-node is made of, and the plain logic they run.
 //!
-//! Actors (one owner per resource, typed messages, no shared mutable state):
+//! # Map
+//!
+//! Actors (one owner per resource, typed messages, no shared mutable state;
+//! each holds only [`Recipient`]s of the others, wired up by [`start`]):
 //! * [`stdin_reader`]: StdinReader, stdin as a line stream; parses and routes
 //!   every request; answers bad input; orderly end at EOF.
 //! * [`stdout_writer`]: StdoutWriter, the only writer of stdout.
-//! * [`store`]: MessageStore, the items and values; reads; hands new items to
-//!   the links.
+//! * [`store`]: MessageStore, the actor around [`store_core`].
 //! * [`topology`]: TopologyManager, init/topology, the overlay, one
-//!   NeighborGossip per neighbour.
-//! * [`neighbor`]: NeighborGossip, one link's batching, acknowledgements,
-//!   retransmission and backlog trace.
+//!   NeighborGossip per neighbour; carries out the [`autotune`] planner's
+//!   actions.
+//! * [`neighbor`]: NeighborGossip, the actor around one [`link::Link`]: its
+//!   timer, sends and backlog trace.
+//! * [`messages`]: every message between actors, grouped by receiver, with
+//!   the sender → receiver table.
 //!
-//! Pure logic (no actix, time passed in):
+//! Plain logic (no actix, time passed in, unit-tested next to its code):
+//! * [`store_core`]: what a node holds; broadcast, merge, what each link hears.
+//! * [`link`]: one link, in parts: [`link::outbox`] (which items, what goes
+//!   into a batch), [`link::acks`] (digests both ways), [`link::schedule`]
+//!   (when the link may send, round changes), [`link::rto`],
+//!   [`link::delay`], [`link::policy`].
+//! * [`autotune`]: the auto-tuning planner (round changes, one overlay
+//!   switch) as a state machine.
+//! * [`overlay`]: which neighbours, with which link policy; the auto-tuning
+//!   model of a star round.
 //! * [`protocol`]: Maelstrom's envelope, typed bodies, closed replies, error
 //!   codes, bad-input classification.
 //! * [`digest`]: items (origin, seq, value) and the per-origin digest that
 //!   acknowledges them.
-//! * [`link`]: one link's state machine (what to send when).
-//! * [`overlay`]: which neighbours, with which link policy.
 //! * [`config`]: knobs, profiles, command-line and environment parsing.
 //! * [`clock`]: the shared millisecond clock.
+//! * `testkit` (tests only): a cluster of store cores and links on a
+//!   simulated network; a recording actor.
+//!
+//! # Where a change goes
+//!
+//! * A new request type or wire field: [`protocol`], then the route in
+//!   [`stdin_reader`] and a message in [`messages`] for the actor that owns
+//!   it.
+//! * A new message between actors: [`messages`] (in its receiver's group and
+//!   the table), a `Recipient` for the sender, the wiring in [`start`].
+//! * What a node keeps or how it takes values and gossip: [`store_core`].
+//! * What goes into a batch, eagerly, lazily or again: [`link::outbox`];
+//!   acknowledgements: [`link::acks`]; when a link may send and how rounds
+//!   change: [`link::schedule`]; the retransmission timeout: [`link::rto`];
+//!   delay samples: [`link::delay`]; the order of these per event: [`link`].
+//! * Who links to whom and with which policy: [`overlay`].
+//! * How auto-tuning reacts to measurements: [`autotune`]; how its actions
+//!   reach the links: [`topology`].
+//! * A new knob: [`config`] (and docs/node.md, README).
 
+pub mod autotune;
 pub mod clock;
 pub mod config;
 pub mod digest;
 pub mod link;
+pub mod messages;
 pub mod neighbor;
 pub mod overlay;
 pub mod protocol;
 pub mod stdin_reader;
 pub mod stdout_writer;
 pub mod store;
+pub mod store_core;
 #[cfg(test)]
 mod testkit;
 pub mod topology;
@@ -38,6 +72,8 @@ pub mod topology;
 use actix::prelude::*;
 use clock::Clock;
 use config::Config;
+use messages::{LinkControl, LinkHandle, NeighborSetup};
+use neighbor::NeighborGossip;
 use stdin_reader::{Routes, StdinReader};
 use stdout_writer::StdoutWriter;
 use store::MessageStore;
@@ -78,8 +114,26 @@ where
         TopologyPeers {
             out: writer.recipient(),
             store: store.recipient(),
+            start_link,
         },
     ));
+}
+
+/// Starts one NeighborGossip: how the topology manager starts its links.
+fn start_link(setup: NeighborSetup) -> (LinkHandle, LinkControl) {
+    let peer = setup.peer.clone();
+    let link = NeighborGossip::new(setup).start();
+    (
+        LinkHandle {
+            peer,
+            updates: link.clone().recipient(),
+            gossip: link.clone().recipient(),
+        },
+        LinkControl {
+            rounds: link.clone().recipient(),
+            stop: link.recipient(),
+        },
+    )
 }
 
 /// Runs a node on stdin/stdout until stdin ends.

@@ -8,54 +8,13 @@
 //! `peer=n3 waiting=12 lazy=0 in_flight=4 batches_in_flight=1 oldest_unacked_ms=230 rto_ms=450 sent_msgs=57 resent_items=2 received_msgs=40`
 
 use crate::clock::Clock;
-use crate::digest::{Digest, Item};
-use crate::link::{Link, LinkPolicy, LinkStats, RoundRole};
-use crate::protocol::{Gossip, OutBody, RoundChange};
-use crate::stdout_writer::Outbound;
-use crate::topology::{DelayReport, OverlayFrom};
+use crate::link::{Link, LinkStats, RoundRole};
+use crate::messages::{
+    DelayReport, LocalUpdate, NeighborSetup, Outbound, OverlayFrom, PeerGossip, SetRound, StopLink,
+};
+use crate::protocol::OutBody;
 use actix::prelude::*;
-use std::sync::Arc;
 use std::time::Duration;
-
-/// New items for this link (none when they came from this link's peer) and
-/// the store's digest after taking them.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct LocalUpdate {
-    pub items: Arc<[Item]>,
-    pub digest: Arc<Digest>,
-}
-
-/// A gossip message from this link's peer, after the store has merged its
-/// items (so a read that arrives after it on stdin already sees them).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct PeerGossip(pub Gossip);
-
-/// A round change from the node's round planner (auto-tuned star hub): the
-/// new length and the instant it takes effect.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct SetRound(pub RoundChange);
-
-/// The link is no longer part of the overlay.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct StopLink;
-
-/// Everything a NeighborGossip is started with.
-pub struct NeighborSetup {
-    pub me: String,
-    pub peer: String,
-    pub policy: LinkPolicy,
-    pub clock: Clock,
-    pub trace_interval_ms: u64,
-    pub out: Recipient<Outbound>,
-    /// Where a round-leading link reports its measured one-way delay.
-    pub delays: Option<Recipient<DelayReport>>,
-    /// Where a round-following link passes on the hub's switch of overlay.
-    pub switches: Option<Recipient<OverlayFrom>>,
-}
 
 pub struct NeighborGossip {
     me: String,
@@ -211,8 +170,11 @@ impl Handler<StopLink> for NeighborGossip {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::{Eager, Flush, RtoBounds};
+    use crate::digest::{Digest, Item};
+    use crate::link::{Eager, Flush, LinkPolicy, RtoBounds};
+    use crate::protocol::Gossip;
     use crate::testkit::{recorder, take, Recorder};
+    use std::sync::Arc;
     use tokio::time::sleep;
 
     const START: u64 = 1_000_050;

@@ -4,20 +4,16 @@
 //! At end of input it waits until the store and topology manager have
 //! answered everything, then tells the writer to flush and stop.
 
+use crate::messages::{
+    ClientBroadcast, ClientRead, Drain, InitRequest, Joined, Merge, Outbound, Shutdown,
+    TopologyRequest,
+};
 use crate::protocol::{parse_line, ReplyTo, Request};
-use crate::stdout_writer::{Outbound, Shutdown};
-use crate::store::{ClientBroadcast, ClientRead, Joined, Merge};
-use crate::topology::{InitRequest, TopologyRequest};
 use actix::prelude::*;
 use bytes::BytesMut;
 use std::io;
 use tokio::io::AsyncRead;
 use tokio_util::codec::{Decoder, FramedRead, LinesCodec, LinesCodecError};
-
-/// Answered once every message sent to the actor before it is handled.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct Drain;
 
 /// One input line, or why it is not one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,36 +2,12 @@
 //! whole JSON line, in mailbox order; replies get msg_ids unique to this node.
 //! On [`Shutdown`] it flushes, then stops the actix System.
 
-use crate::protocol::{encode_line, OutBody, ReplyTo};
+use crate::messages::{Outbound, Shutdown};
+use crate::protocol::encode_line;
 use actix::io::{WriteHandler, Writer};
 use actix::prelude::*;
 use std::io;
 use tokio::io::AsyncWrite;
-
-/// One message to write.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Outbound {
-    pub src: String,
-    pub dest: String,
-    pub body: OutBody,
-}
-
-impl Outbound {
-    /// The reply to a request, sent from the node id the request addressed.
-    pub fn reply(to: &ReplyTo, body: OutBody) -> Self {
-        Outbound {
-            src: to.node.clone(),
-            dest: to.client.clone(),
-            body,
-        }
-    }
-}
-
-/// Input has ended: flush what is written and stop the System.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct Shutdown;
 
 pub struct StdoutWriter<W: AsyncWrite + Unpin + 'static> {
     out: Writer<W, io::Error>,
@@ -93,7 +69,7 @@ impl<W: AsyncWrite + Unpin + 'static> Handler<Shutdown> for StdoutWriter<W> {
 mod tests {
     use super::*;
     use crate::digest::Digest;
-    use crate::protocol::Gossip;
+    use crate::protocol::{Gossip, OutBody, ReplyTo};
     use tokio::io::{AsyncBufReadExt, BufReader};
 
     #[actix::test]

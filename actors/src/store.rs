@@ -1,60 +1,19 @@
-//! MessageStore: the node's set of items and values. It answers client
-//! broadcasts and reads, merges items from peers, and hands every new item to
-//! the neighbour links (never to the link it came from, which gets only the
-//! changed digest so it can acknowledge).
+//! MessageStore: the actor around [`StoreCore`], the node's set of items
+//! and values. It answers client broadcasts and reads, merges items from
+//! peers, and hands every new item to the neighbour links (never to the link
+//! it came from, which gets only the changed digest so it can acknowledge).
 
-use crate::digest::{Digest, Item};
-use crate::neighbor::{LocalUpdate, PeerGossip};
-use crate::protocol::{Gossip, OutBody, ReplyTo, TEMPORARILY_UNAVAILABLE};
-use crate::stdin_reader::Drain;
-use crate::stdout_writer::Outbound;
-use crate::topology::{LinkHandle, LinksChanged};
+use crate::messages::{
+    ClientBroadcast, ClientRead, Drain, Joined, LinkHandle, LinksChanged, LocalUpdate, Merge,
+    Outbound, PeerGossip,
+};
+use crate::protocol::{OutBody, TEMPORARILY_UNAVAILABLE};
+use crate::store_core::{NewItems, NotJoined, StoreCore};
 use actix::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-
-/// This node's id is known (from `init`): it may now originate items.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Joined {
-    pub node_id: String,
-}
-
-/// A client's `broadcast`.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct ClientBroadcast {
-    pub reply_to: ReplyTo,
-    pub value: i64,
-}
-
-/// A client's `read`.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct ClientRead {
-    pub reply_to: ReplyTo,
-}
-
-/// A gossip message from a peer. The store takes its items first and then
-/// hands the message to the peer's link (if there is one yet), so every
-/// request read after it on stdin sees its values.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Merge {
-    pub from: String,
-    pub gossip: Gossip,
-}
+use std::collections::BTreeMap;
 
 pub struct MessageStore {
-    node_id: Option<String>,
-    /// Every item held, in arrival order, with the peer it came from (what a
-    /// new link starts with: all but its peer's own contributions).
-    items: Vec<(Item, Option<String>)>,
-    /// Index of `items` by (origin, seq), shared with the links.
-    digest: Arc<Digest>,
-    /// Index of `items` by value: the answer to a read, and how a value
-    /// broadcast twice is recognised.
-    values: BTreeSet<i64>,
+    core: StoreCore,
     links: BTreeMap<String, LinkHandle>,
     out: Recipient<Outbound>,
 }
@@ -62,47 +21,19 @@ pub struct MessageStore {
 impl MessageStore {
     pub fn new(out: Recipient<Outbound>) -> Self {
         MessageStore {
-            node_id: None,
-            items: Vec::new(),
-            digest: Arc::new(Digest::default()),
-            values: BTreeSet::new(),
+            core: StoreCore::default(),
             links: BTreeMap::new(),
             out,
         }
     }
 
-    /// Takes the items not held yet (from `source`, or from a client when
-    /// `None`); returns them.
-    fn absorb<'a>(
-        &mut self,
-        items: impl IntoIterator<Item = &'a Item>,
-        source: Option<&str>,
-    ) -> Vec<Item> {
-        let mut fresh = Vec::new();
-        for item in items {
-            if Arc::make_mut(&mut self.digest).insert(&item.origin, item.seq) {
-                self.values.insert(item.value);
-                self.items.push((item.clone(), source.map(str::to_string)));
-                fresh.push(item.clone());
-            }
-        }
-        fresh
-    }
-
-    /// Hands new items to every link; the link to `source` gets only the
-    /// digest.
-    fn publish(&self, fresh: Vec<Item>, source: Option<&str>) {
-        let items: Arc<[Item]> = fresh.into();
-        let none: Arc<[Item]> = Arc::new([]);
+    /// Hands new items to every link (the link to their source gets only
+    /// the digest).
+    fn publish(&self, new: &NewItems) {
         for (peer, link) in &self.links {
-            let items = if Some(peer.as_str()) == source {
-                none.clone()
-            } else {
-                items.clone()
-            };
             link.updates.do_send(LocalUpdate {
-                items,
-                digest: self.digest.clone(),
+                items: new.items_for(peer),
+                digest: new.digest().clone(),
             });
         }
     }
@@ -118,7 +49,7 @@ impl Handler<Joined> for MessageStore {
     /// Records the node id used as origin of this node's items (the first
     /// one stays: the topology manager refuses a second `init` as another id).
     fn handle(&mut self, msg: Joined, _ctx: &mut Self::Context) {
-        self.node_id.get_or_insert(msg.node_id);
+        self.core.join(msg.node_id);
     }
 }
 
@@ -127,22 +58,21 @@ impl Handler<ClientBroadcast> for MessageStore {
 
     /// Stores a new value as this node's next item and publishes it.
     fn handle(&mut self, msg: ClientBroadcast, _ctx: &mut Self::Context) {
-        let Some(me) = self.node_id.clone() else {
-            log::warn!("broadcast before init; answering temporarily-unavailable");
-            self.out.do_send(Outbound::reply(
-                &msg.reply_to,
-                OutBody::Error {
-                    in_reply_to: msg.reply_to.msg_id,
-                    code: TEMPORARILY_UNAVAILABLE,
-                    text: "node not initialised yet".into(),
-                },
-            ));
-            return;
-        };
-        if !self.values.contains(&msg.value) {
-            let seq = self.digest.high_water(&me) + 1;
-            let fresh = self.absorb(&[Item::new(me, seq, msg.value)], None);
-            self.publish(fresh, None);
+        match self.core.broadcast(msg.value) {
+            Err(NotJoined) => {
+                log::warn!("broadcast before init; answering temporarily-unavailable");
+                self.out.do_send(Outbound::reply(
+                    &msg.reply_to,
+                    OutBody::Error {
+                        in_reply_to: msg.reply_to.msg_id,
+                        code: TEMPORARILY_UNAVAILABLE,
+                        text: "node not initialised yet".into(),
+                    },
+                ));
+                return;
+            }
+            Ok(Some(new)) => self.publish(&new),
+            Ok(None) => {}
         }
         self.out.do_send(Outbound::reply(
             &msg.reply_to,
@@ -161,7 +91,7 @@ impl Handler<ClientRead> for MessageStore {
         self.out.do_send(Outbound::reply(
             &msg.reply_to,
             OutBody::ReadOk {
-                messages: self.values.iter().copied().collect(),
+                messages: self.core.values().iter().copied().collect(),
                 in_reply_to: msg.reply_to.msg_id,
             },
         ));
@@ -174,12 +104,12 @@ impl Handler<Merge> for MessageStore {
     /// Takes a peer's items, hands the message to the peer's link (its
     /// acknowledgements) and then publishes the new items.
     fn handle(&mut self, msg: Merge, _ctx: &mut Self::Context) {
-        let fresh = self.absorb(&msg.gossip.items, Some(&msg.from));
+        let new = self.core.merge(&msg.from, &msg.gossip.items);
         if let Some(link) = self.links.get(&msg.from) {
             link.gossip.do_send(PeerGossip(msg.gossip));
         }
-        if !fresh.is_empty() {
-            self.publish(fresh, Some(&msg.from));
+        if let Some(new) = new {
+            self.publish(&new);
         }
     }
 }
@@ -194,15 +124,9 @@ impl Handler<LinksChanged> for MessageStore {
             self.links.remove(peer);
         }
         for link in msg.added {
-            let items: Arc<[Item]> = self
-                .items
-                .iter()
-                .filter(|(_, from)| from.as_deref() != Some(link.peer.as_str()))
-                .map(|(item, _)| item.clone())
-                .collect();
             link.updates.do_send(LocalUpdate {
-                items,
-                digest: self.digest.clone(),
+                items: self.core.items_for_new_link(&link.peer),
+                digest: self.core.digest().clone(),
             });
             self.links.insert(link.peer.clone(), link);
         }
@@ -219,9 +143,9 @@ impl Handler<Drain> for MessageStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::neighbor::PeerGossip;
+    use crate::digest::{Digest, Item};
+    use crate::protocol::{Gossip, ReplyTo};
     use crate::testkit::{recorder, take, Recorder};
-    use crate::topology::LinkHandle;
 
     fn merge(from: &str, items: Vec<Item>) -> Merge {
         Merge {

@@ -1,15 +1,16 @@
-//! Test rig: a cluster of nodes made of plain [`Link`]s and in-memory stores
-//! on a simulated network, with no actors and no real time. It mirrors what
+//! Test rig: a cluster of nodes made of plain [`Link`]s and [`StoreCore`]s
+//! on a simulated network, with no actors and no real time. It feeds them as
 //! the MessageStore and NeighborGossip actors do, so the link and overlay
 //! logic can be checked under drops, duplicates, reordering and partitions.
+//! Also a recording actor for actor-level tests.
 
-use crate::digest::{Digest, Item};
+use crate::digest::Digest;
 use crate::link::{Link, LinkPolicy};
 use crate::protocol::Gossip;
+use crate::store_core::{NewItems, StoreCore};
 use actix::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 /// A message on the simulated network.
 #[derive(Debug, Clone)]
@@ -23,10 +24,17 @@ pub struct Transit {
 /// One simulated node: a store and its links.
 #[derive(Debug)]
 pub struct SimNode {
-    pub digest: Arc<Digest>,
-    pub items: Vec<Item>,
-    pub values: BTreeSet<i64>,
+    pub store: StoreCore,
     pub links: BTreeMap<String, Link>,
+}
+
+impl SimNode {
+    /// Hands new items to every link, as the MessageStore does.
+    fn publish(&mut self, now: u64, new: &NewItems) {
+        for (peer, link) in self.links.iter_mut() {
+            link.on_local_update(now, &new.items_for(peer), new.digest().clone());
+        }
+    }
 }
 
 /// A violation of "nothing is resent once the peer has acknowledged it".
@@ -62,22 +70,21 @@ impl Cluster {
         let nodes = ids
             .iter()
             .map(|&id| {
-                let digest = Arc::new(Digest::default());
+                let mut store = StoreCore::default();
+                store.join(id.to_string());
                 let links = plan(id)
                     .into_iter()
                     .map(|(peer, policy)| {
                         let mut link = Link::new(id, peer.clone(), policy);
-                        link.on_local_update(start_ms, &[], digest.clone());
+                        link.on_local_update(
+                            start_ms,
+                            &store.items_for_new_link(&peer),
+                            store.digest().clone(),
+                        );
                         (peer, link)
                     })
                     .collect();
-                let node = SimNode {
-                    digest,
-                    items: Vec::new(),
-                    values: BTreeSet::new(),
-                    links,
-                };
-                (id.to_string(), node)
+                (id.to_string(), SimNode { store, links })
             })
             .collect();
         Cluster {
@@ -95,16 +102,10 @@ impl Cluster {
     pub fn broadcast(&mut self, node: &str, value: i64) {
         let now = self.now;
         let n = self.nodes.get_mut(node).expect("known node");
-        if !n.values.insert(value) {
+        let Some(new) = n.store.broadcast(value).expect("joined at start") else {
             return;
-        }
-        let seq = n.digest.high_water(node) + 1;
-        let item = Item::new(node, seq, value);
-        Arc::make_mut(&mut n.digest).insert(node, seq);
-        n.items.push(item.clone());
-        for link in n.links.values_mut() {
-            link.on_local_update(now, std::slice::from_ref(&item), n.digest.clone());
-        }
+        };
+        n.publish(now, &new);
         self.poll_all();
     }
 
@@ -125,19 +126,8 @@ impl Cluster {
         if let Some(link) = n.links.get_mut(&t.from) {
             link.on_peer_message(now, &t.msg);
         }
-        let mut fresh = Vec::new();
-        for item in &t.msg.items {
-            if Arc::make_mut(&mut n.digest).insert(&item.origin, item.seq) {
-                n.values.insert(item.value);
-                n.items.push(item.clone());
-                fresh.push(item.clone());
-            }
-        }
-        if !fresh.is_empty() {
-            for (peer, link) in n.links.iter_mut() {
-                let items: &[Item] = if *peer == t.from { &[] } else { &fresh };
-                link.on_local_update(now, items, n.digest.clone());
-            }
+        if let Some(new) = n.store.merge(&t.from, &t.msg.items) {
+            n.publish(now, &new);
         }
         self.poll_all();
     }
@@ -215,7 +205,7 @@ impl Cluster {
     pub fn all_values(&self) -> BTreeSet<i64> {
         self.nodes
             .values()
-            .flat_map(|n| n.values.iter().copied())
+            .flat_map(|n| n.store.values().iter().copied())
             .collect()
     }
 
@@ -224,7 +214,7 @@ impl Cluster {
         let all = self.all_values();
         self.nodes
             .values()
-            .all(|n| n.values == all && n.links.values().all(Link::is_idle))
+            .all(|n| *n.store.values() == all && n.links.values().all(Link::is_idle))
     }
 
     /// How many messages went from each node to each peer.

@@ -1,83 +1,32 @@
 //! TopologyManager: the node id, the cluster and the overlay. It answers
 //! `init` and `topology`, starts exactly one NeighborGossip per overlay
 //! neighbour, replaces them when the overlay changes, and tells the store
-//! which links exist. On an auto-tuned hub it also plans the star's round
-//! length from the delays its links measure and, when those overturn the
-//! latency hint's choice of star or fanout, switches the cluster to the other
-//! overlay once (a leaf follows the hub's announcement).
+//! which links exist. Under auto-tuning it forwards the links' delay reports
+//! and the hub's overlay announcements to the [`AutoTuner`] and carries out
+//! what it decides: round changes handed to the links, and one switch of
+//! overlay.
 
+use crate::autotune::{Action, AutoTuner};
 use crate::clock::Clock;
 use crate::config::{Config, OverlayKind};
-use crate::link::{align_up, LinkPolicy, RoundRole};
-use crate::neighbor::{LocalUpdate, NeighborGossip, NeighborSetup, PeerGossip, SetRound, StopLink};
+use crate::link::{LinkPolicy, RoundRole};
+use crate::messages::{
+    DelayReport, Drain, InitRequest, LinkControl, LinksChanged, NeighborSetup, Outbound,
+    OverlayFrom, SetRound, StartLink, StopLink, TopologyRequest,
+};
 use crate::overlay;
 use crate::protocol::{OutBody, ReplyTo, RoundChange, MALFORMED_REQUEST};
-use crate::stdin_reader::Drain;
-use crate::stdout_writer::Outbound;
 use actix::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// Maelstrom's `init`.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct InitRequest {
-    pub reply_to: ReplyTo,
-    pub node_id: String,
-    pub node_ids: Vec<String>,
-}
-
-/// Maelstrom's `topology`.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct TopologyRequest {
-    pub reply_to: ReplyTo,
-    pub topology: BTreeMap<String, Vec<String>>,
-}
-
-/// A round-leading link's measured one-way delay from its peer: the median
-/// and the highest of its recent samples, ms.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct DelayReport {
-    pub peer: String,
-    pub median_ms: u64,
-    pub highest_ms: u64,
-}
-
-/// The hub's announcement that measured delays call for the other overlay,
-/// heard by a leaf: on a fanout link, star rounds of the given length from
-/// the given instant; on a star link, a zero length: fanout from then.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct OverlayFrom(pub RoundChange);
-
-/// How far ahead the hub announces a switch from fanout to a star, on top of
-/// two one-way delays: fanout hub messages to a leaf are irregular (its own
-/// values, repairs), so most leaves hear within this.
-const STAR_SWITCH_LEAD_MS: u64 = 1_000;
-
-/// How to reach one link's actor.
-#[derive(Debug, Clone)]
-pub struct LinkHandle {
-    pub peer: String,
-    pub updates: Recipient<LocalUpdate>,
-    pub gossip: Recipient<PeerGossip>,
-}
-
-/// Links started and stopped (a replaced link is in both).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct LinksChanged {
-    pub added: Vec<LinkHandle>,
-    pub removed: Vec<String>,
-}
 
 /// Whom the TopologyManager talks to.
 pub struct TopologyPeers {
     pub out: Recipient<Outbound>,
     /// Who must know the links: the store, which feeds them.
     pub store: Recipient<LinksChanged>,
+    /// How a link actor is started.
+    pub start_link: StartLink,
 }
 
 pub struct TopologyManager {
@@ -87,34 +36,21 @@ pub struct TopologyManager {
     /// (own id, every node id) once `init` has arrived.
     cluster: Option<(String, Vec<String>)>,
     offered: Option<BTreeMap<String, Vec<String>>>,
-    links: BTreeMap<String, (LinkPolicy, Addr<NeighborGossip>)>,
-    /// Auto-tuned star hub: each leaf link's latest delay report, and the
-    /// round change last handed to the links.
-    delays: BTreeMap<String, (u64, u64)>,
-    round: Option<RoundChange>,
-    /// Whether a replan waits for the pending round change to take effect.
-    replan_scheduled: bool,
-    /// Auto-tuning whose measurements overturned the hint's overlay: the
-    /// star's rounds (0: fanout) and the instant every node switches, and
-    /// whether this node has. At most one such switch per run.
-    measured: Option<RoundChange>,
-    switched: bool,
+    links: BTreeMap<String, (LinkPolicy, LinkControl)>,
+    /// The round and overlay planner, when auto-tuning.
+    autotune: Option<AutoTuner>,
 }
 
 impl TopologyManager {
     pub fn new(config: Config, clock: Clock, peers: TopologyPeers) -> Self {
         TopologyManager {
-            config,
             clock,
             peers,
             cluster: None,
             offered: None,
             links: BTreeMap::new(),
-            delays: BTreeMap::new(),
-            round: None,
-            replan_scheduled: false,
-            measured: None,
-            switched: false,
+            autotune: AutoTuner::new(&config.gossip),
+            config,
         }
     }
 
@@ -124,12 +60,11 @@ impl TopologyManager {
         let Some((me, node_ids)) = &self.cluster else {
             return;
         };
-        let measured = match self.measured {
-            Some(RoundChange(round, _)) if self.switched => {
-                Some(overlay::measured_overlay(&self.config.gossip, round))
-            }
-            _ => None,
-        };
+        let measured = self
+            .autotune
+            .as_ref()
+            .and_then(AutoTuner::measured_round)
+            .map(|round| overlay::measured_overlay(&self.config.gossip, round));
         let plan = match &measured {
             Some(cfg) => overlay::plan_as(me, node_ids, None, cfg, true),
             None => overlay::plan(me, node_ids, self.offered.as_ref(), &self.config.gossip),
@@ -142,8 +77,8 @@ impl TopologyManager {
             .map(|(peer, _)| peer.clone())
             .collect();
         for peer in &removed {
-            if let Some((_, addr)) = self.links.remove(peer) {
-                addr.do_send(StopLink);
+            if let Some((_, link)) = self.links.remove(peer) {
+                link.stop.do_send(StopLink);
             }
         }
         let mut added = Vec::new();
@@ -151,7 +86,7 @@ impl TopologyManager {
             if self.links.contains_key(&peer) {
                 continue;
             }
-            let addr = NeighborGossip::new(NeighborSetup {
+            let (handle, control) = (self.peers.start_link)(NeighborSetup {
                 me: me.clone(),
                 peer: peer.clone(),
                 policy: policy.clone(),
@@ -160,14 +95,9 @@ impl TopologyManager {
                 out: self.peers.out.clone(),
                 delays: (policy.round == RoundRole::Lead).then(|| ctx.address().recipient()),
                 switches: (policy.round == RoundRole::Follow).then(|| ctx.address().recipient()),
-            })
-            .start();
-            added.push(LinkHandle {
-                peer: peer.clone(),
-                updates: addr.clone().recipient(),
-                gossip: addr.clone().recipient(),
             });
-            self.links.insert(peer, (policy, addr));
+            added.push(handle);
+            self.links.insert(peer, (policy, control));
         }
         if added.is_empty() && removed.is_empty() {
             return;
@@ -242,169 +172,13 @@ impl Handler<TopologyRequest> for TopologyManager {
 impl Handler<DelayReport> for TopologyManager {
     type Result = ();
 
-    /// Records a leaf link's latest measurement and replans the round.
+    /// Hands a leaf link's latest measurement to the planner.
     fn handle(&mut self, msg: DelayReport, ctx: &mut Self::Context) {
-        self.delays
-            .insert(msg.peer, (msg.median_ms, msg.highest_ms));
-        self.plan_round(ctx);
-    }
-}
-
-impl TopologyManager {
-    /// Plans the round length from every leaf's latest measurement and hands
-    /// a changed length to the links (which announce it to the leaves).
-    fn plan_round(&mut self, ctx: &mut Context<Self>) {
-        let Some(targets) = self.config.gossip.targets else {
-            return;
-        };
-        let mut medians: Vec<u64> = self.delays.values().map(|(m, _)| *m).collect();
-        medians.sort_unstable();
-        let Some(&typical) = medians.get(medians.len() / 2) else {
-            return;
-        };
-        let highest = self
-            .delays
-            .values()
-            .map(|(_, h)| *h)
-            .max()
-            .unwrap_or(typical);
-        let star_round =
-            overlay::auto_round(targets, typical, highest, self.config.gossip.linger_ms);
-        let hinted_fanout = overlay::effective(&self.config.gossip).overlay == OverlayKind::Fanout;
-        // An overlay switch waits for half the leaves: one sample is noise.
-        let heard_enough = self.delays.len() * 2 >= self.links.len();
-        let round = match (self.measured, star_round) {
-            // Measured fanout stays; a measured star keeps its round when the
-            // delays get worse (one overlay switch per run).
-            (Some(RoundChange(0, _)), _) | (Some(_), None) => return,
-            (None, Some(round)) if hinted_fanout => {
-                if heard_enough {
-                    self.leave_fanout_for_star(ctx, round, typical, highest);
-                }
-                return;
-            }
-            (None, None) => {
-                if heard_enough && !hinted_fanout {
-                    self.leave_star_for_fanout(ctx, typical, highest);
-                }
-                return;
-            }
-            (_, Some(round)) => round,
-        };
         let now = self.clock.now_ms();
-        let (current, phase) = match self.round {
-            // One change at a time: plan again once this one is in effect,
-            // with whatever was measured meanwhile.
-            Some(RoundChange(_, from)) if now < from => {
-                if !self.replan_scheduled {
-                    self.replan_scheduled = true;
-                    ctx.run_later(Duration::from_millis(from - now), |act, ctx| {
-                        act.replan_scheduled = false;
-                        act.plan_round(ctx);
-                    });
-                }
-                return;
-            }
-            Some(RoundChange(interval, from)) => (interval, from % interval),
-            None => (overlay::effective(&self.config.gossip).interval_ms, 0),
-        };
-        // Small changes are noise: rounds only move by 5% or more.
-        if current.abs_diff(round) * 20 < current {
-            return;
-        }
-        // Every link changes at one instant of the current grid, late enough
-        // for the hub's next round (within a round plus its after-peer wait)
-        // to carry the announcement to the slowest leaf.
-        let lead = current + 2 * highest + self.config.gossip.linger_ms;
-        let from = align_up(now + lead, current, phase);
-        log::info!(
-            "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest); \
-             round {round} ms from {from}"
-        );
-        let change = RoundChange(round, from);
-        self.round = Some(change);
-        for (policy, addr) in self.links.values() {
-            if policy.round == RoundRole::Lead {
-                addr.do_send(SetRound(change));
-            }
-        }
-    }
-}
-
-impl TopologyManager {
-    /// The hint chose fanout, but the measured delays allow a star round
-    /// that meets the targets: the star replaces fanout at an instant far
-    /// enough ahead for the hub's announcement to reach most leaves first
-    /// (one that hears later switches on hearing).
-    fn leave_fanout_for_star(
-        &mut self,
-        ctx: &mut Context<Self>,
-        round: u64,
-        typical: u64,
-        highest: u64,
-    ) {
-        let from = self.clock.now_ms() + STAR_SWITCH_LEAD_MS + 2 * highest;
-        log::info!(
-            "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest) allows a star; \
-             leaving fanout for rounds of {round} ms from {from}"
-        );
-        self.announce_overlay(ctx, RoundChange(round, from));
-    }
-
-    /// The hint chose a star, but the measured delays leave no star round
-    /// that meets the targets: fanout (one hop) replaces it, from an instant
-    /// the hub's next round can announce in time.
-    fn leave_star_for_fanout(&mut self, ctx: &mut Context<Self>, typical: u64, highest: u64) {
-        let current = self
-            .round
-            .map_or(overlay::effective(&self.config.gossip).interval_ms, |r| r.0);
-        let from = self.clock.now_ms() + current + 2 * highest + self.config.gossip.linger_ms;
-        log::warn!(
-            "auto-tuning: one-way delay {typical}/{highest} ms (typical/highest) leaves no \
-             star round that meets the targets; switching to fanout from {from}"
-        );
-        self.announce_overlay(ctx, RoundChange(0, from));
-    }
-
-    /// Has every leading link announce the switch, and makes it here at its
-    /// instant.
-    fn announce_overlay(&mut self, ctx: &mut Context<Self>, change: RoundChange) {
-        for (policy, addr) in self.links.values() {
-            if policy.round == RoundRole::Lead {
-                addr.do_send(SetRound(change));
-            }
-        }
-        self.schedule_overlay(ctx, change);
-    }
-
-    fn schedule_overlay(&mut self, ctx: &mut Context<Self>, change: RoundChange) {
-        self.measured = Some(change);
-        if change.0 > 0 {
-            self.round = Some(change);
-        }
-        let wait = change.1.saturating_sub(self.clock.now_ms());
-        ctx.run_later(Duration::from_millis(wait), |act, ctx| {
-            act.switch_overlay(ctx)
-        });
-    }
-
-    /// Replaces the links by the measured overlay's and, for a star, puts
-    /// the announced round into effect on them.
-    fn switch_overlay(&mut self, ctx: &mut Context<Self>) {
-        let Some(change) = self.measured else {
-            return;
-        };
-        if self.switched {
-            return;
-        }
-        self.switched = true;
-        self.replan(ctx);
-        if change.0 > 0 {
-            for (policy, addr) in self.links.values() {
-                if policy.round != RoundRole::Fixed {
-                    addr.do_send(SetRound(change));
-                }
-            }
+        let links = self.links.len();
+        if let Some(autotune) = &mut self.autotune {
+            let action = autotune.on_report(now, links, &msg.peer, msg.median_ms, msg.highest_ms);
+            self.apply(ctx, action);
         }
     }
 }
@@ -412,22 +186,68 @@ impl TopologyManager {
 impl Handler<OverlayFrom> for TopologyManager {
     type Result = ();
 
-    /// A leaf hears the hub's switch of overlay (the first time).
+    /// A leaf hears the hub's switch of overlay.
     fn handle(&mut self, OverlayFrom(change): OverlayFrom, ctx: &mut Self::Context) {
-        if self.measured.is_some() {
-            return;
+        if let Some(autotune) = &mut self.autotune {
+            let action = autotune.on_hub_switch(change);
+            self.apply(ctx, action);
         }
-        match change.0 {
-            0 => log::info!(
-                "auto-tuning: the hub leaves the star for fanout from {}",
-                change.1
-            ),
-            round => log::info!(
-                "auto-tuning: the hub leaves fanout for star rounds of {round} ms from {}",
-                change.1
-            ),
+    }
+}
+
+impl TopologyManager {
+    /// Carries out what the planner decided.
+    fn apply(&mut self, ctx: &mut Context<Self>, action: Action) {
+        match action {
+            Action::Nothing => {}
+            Action::SetRound(change) => self.set_round(change, |role| role == RoundRole::Lead),
+            Action::WakeAt(at) => {
+                self.ask_at(ctx, at, |autotune, now, links| autotune.on_wake(now, links))
+            }
+            Action::Announce(change) => {
+                self.set_round(change, |role| role == RoundRole::Lead);
+                self.ask_at(ctx, change.1, |autotune, _, _| autotune.on_switch_due());
+            }
+            Action::SwitchAt(at) => {
+                self.ask_at(ctx, at, |autotune, _, _| autotune.on_switch_due());
+            }
+            Action::Switch(change) => {
+                // The measured overlay's links; a star's take the switch's
+                // grid.
+                self.replan(ctx);
+                if change.0 > 0 {
+                    self.set_round(change, |role| role != RoundRole::Fixed);
+                }
+            }
         }
-        self.schedule_overlay(ctx, change);
+    }
+
+    /// Hands a round change to the links whose role `to` picks.
+    fn set_round(&self, change: RoundChange, to: impl Fn(RoundRole) -> bool) {
+        for (policy, link) in self.links.values() {
+            if to(policy.round) {
+                link.rounds.do_send(SetRound(change));
+            }
+        }
+    }
+
+    /// Asks the planner at instant `at` (given the time and the number of
+    /// links) and carries out its answer.
+    fn ask_at(
+        &mut self,
+        ctx: &mut Context<Self>,
+        at: u64,
+        ask: fn(&mut AutoTuner, u64, usize) -> Action,
+    ) {
+        let wait = at.saturating_sub(self.clock.now_ms());
+        ctx.run_later(Duration::from_millis(wait), move |act, ctx| {
+            let now = act.clock.now_ms();
+            let links = act.links.len();
+            if let Some(autotune) = &mut act.autotune {
+                let action = ask(autotune, now, links);
+                act.apply(ctx, action);
+            }
+        });
     }
 }
 
@@ -442,6 +262,7 @@ impl Handler<Drain> for TopologyManager {
 mod tests {
     use super::*;
     use crate::config::Profile;
+    use crate::messages::{LinkHandle, LocalUpdate, PeerGossip};
     use crate::testkit::{recorder, take, Recorder};
 
     struct Rig {
@@ -465,6 +286,7 @@ mod tests {
             TopologyPeers {
                 out: out.clone().recipient(),
                 store: watcher.clone().recipient(),
+                start_link: crate::start_link,
             },
         )
         .start();

@@ -1,86 +1,40 @@
-//! One neighbour link's gossip state as a plain struct, without I/O or clocks:
-//! which items wait to be sent, which are in flight, what the peer is known to
-//! hold, when the next message is due, and the retransmission timer.
-//!
+//! One neighbour link's gossip state as a plain struct, without I/O or clocks.
 //! Time is a `u64` of milliseconds passed in by the caller. The owner feeds
-//! events in (`on_local_update`, `on_peer_message`), calls [`Link::poll`] after
-//! each one and again at [`Link::next_deadline`]. A link with nothing due
-//! returns `None` from both: it never sends an empty message.
+//! events in (`on_local_update`, `on_peer_message`, `set_round`), calls
+//! [`Link::poll`] after each one and again at [`Link::next_deadline`]. A link
+//! with nothing due returns `None` from both: it never sends an empty
+//! message.
+//!
+//! A link is made of parts, each with its own tests; a change goes to the
+//! part that owns the decision:
+//! * [`policy`]: how the link behaves, as the overlay planner gave it (never
+//!   changed by the link).
+//! * [`outbox`]: which items wait, lie lazy or are in flight, and which of
+//!   them go into a batch.
+//! * [`acks`]: what the peer is known to hold, and the digest we owe it.
+//! * [`schedule`]: the rounds in effect and round changes: when the link may
+//!   send.
+//! * [`rto`]: the retransmission timeout.
+//! * [`delay`]: measured one-way delays from the peer.
 
-use crate::digest::{Digest, Item, ItemKey};
+pub mod acks;
+pub mod delay;
+pub mod outbox;
+pub mod policy;
+pub mod rto;
+pub mod schedule;
+
+pub use policy::{Eager, Flush, LinkPolicy, RoundRole, RtoBounds};
+pub use schedule::{align_up, RoundSchedule};
+
+use crate::digest::{Digest, Item};
 use crate::protocol::{Gossip, RoundChange};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use acks::Acks;
+use delay::OneWayDelay;
+use outbox::Outbox;
+use rto::RetransmitTimer;
 use std::fmt;
 use std::sync::Arc;
-
-/// Which new items a link sends at its next flush.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Eager {
-    /// Every item the peer is not known to have.
-    All,
-    /// Only items this node originated.
-    Own,
-    /// None (items can still go lazily, see [`LinkPolicy::lazy_grace_ms`]).
-    Nothing,
-}
-
-/// When a link may send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flush {
-    /// As soon as something is due.
-    Immediate,
-    /// Only at instants t ≡ phase (mod interval) of the shared clock.
-    Aligned { interval_ms: u64, phase_ms: u64 },
-    /// Aligned rounds that start just after the peer's round has arrived:
-    /// phase = peer's phase + measured one-way delay + linger.
-    AfterPeer {
-        interval_ms: u64,
-        peer_phase_ms: u64,
-        linger_ms: u64,
-    },
-}
-
-/// Who sets an aligned link's round length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoundRole {
-    /// The policy's interval, always.
-    Fixed,
-    /// This end may be told a new length (by the node's round planner) and
-    /// announces its current one in every message (an auto-tuned star hub).
-    Lead,
-    /// This end adopts the length the peer announces (an auto-tuned leaf).
-    Follow,
-}
-
-/// Bounds of the retransmission timeout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RtoBounds {
-    /// Used until the first acknowledgement sample.
-    pub initial_ms: u64,
-    pub min_ms: u64,
-    pub max_ms: u64,
-}
-
-/// How one link behaves; chosen per link by the overlay planner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkPolicy {
-    pub eager: Eager,
-    /// An item not sent eagerly is sent once it has been here this long and
-    /// the peer's latest digest still lacks it. `None`: never.
-    pub lazy_grace_ms: Option<u64>,
-    /// Sent items stay in flight until the peer's digest covers them and are
-    /// retransmitted on timeout. Otherwise: fire and forget.
-    pub reliable: bool,
-    /// When our digest changed and no message went out for this long, send a
-    /// digest-only message (this is how the peer gets acknowledged when we
-    /// have nothing else to say). `None`: never owe the peer a digest.
-    pub report_digest_after_ms: Option<u64>,
-    pub flush: Flush,
-    pub rto: RtoBounds,
-    /// One-way delay assumed until the link has measured some.
-    pub latency_hint_ms: u64,
-    pub round: RoundRole,
-}
 
 /// A snapshot of a link's backlog and counters, for tracing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,140 +74,17 @@ impl fmt::Display for LinkStats {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Waiting {
-    value: i64,
-    since: u64,
-}
-
-#[derive(Debug, Clone)]
-struct InFlight {
-    value: i64,
-    /// When the item arrived on this link.
-    since: u64,
-    last_sent: u64,
-    attempts: u32,
-}
-
-/// Jacobson/Karels estimator over acknowledgement delays, with backoff.
-///
-/// A sample is the time from an item's only transmission to the first peer
-/// digest that covers it (Karn: retransmitted items give no sample). That
-/// delay includes however long the peer holds its acknowledgement, so the
-/// timeout adapts to the peer's ack delay and flush rounds, not just the
-/// network round trip.
-#[derive(Debug, Clone)]
-struct RetransmitTimer {
-    bounds: RtoBounds,
-    smoothed: Option<(f64, f64)>,
-    backoff: u32,
-}
-
-impl RetransmitTimer {
-    fn new(bounds: RtoBounds) -> Self {
-        RetransmitTimer {
-            bounds,
-            smoothed: None,
-            backoff: 0,
-        }
-    }
-
-    fn base(&self) -> u64 {
-        let raw = match self.smoothed {
-            None => self.bounds.initial_ms,
-            Some((srtt, rttvar)) => (srtt + 4.0 * rttvar).ceil() as u64,
-        };
-        raw.clamp(
-            self.bounds.min_ms,
-            self.bounds.max_ms.max(self.bounds.min_ms),
-        )
-    }
-
-    fn rto(&self) -> u64 {
-        let max = self.bounds.max_ms.max(self.bounds.min_ms);
-        self.base().saturating_mul(1u64 << self.backoff).min(max)
-    }
-
-    fn on_sample(&mut self, sample_ms: u64) {
-        let sample = sample_ms as f64;
-        self.smoothed = Some(match self.smoothed {
-            None => (sample, sample / 2.0),
-            Some((srtt, rttvar)) => (
-                0.875 * srtt + 0.125 * sample,
-                0.75 * rttvar + 0.25 * (srtt - sample).abs(),
-            ),
-        });
-    }
-
-    fn on_timeout(&mut self) {
-        if self.rto() < self.bounds.max_ms && self.backoff < 32 {
-            self.backoff += 1;
-        }
-    }
-
-    /// Any message from the peer shows the path works again: drop the backoff.
-    fn on_peer_heard(&mut self) {
-        self.backoff = 0;
-    }
-}
-
-/// Recent one-way delay samples (sender clock to our clock; both are the same
-/// machine's wall clock under Maelstrom). Used only to place rounds.
-#[derive(Debug, Clone, Default)]
-struct OneWayDelay {
-    recent: VecDeque<u64>,
-}
-
-impl OneWayDelay {
-    const KEEP: usize = 15;
-
-    fn sample(&mut self, ms: u64) {
-        if self.recent.len() == Self::KEEP {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(ms);
-    }
-
-    fn median(&self) -> Option<u64> {
-        let mut sorted: Vec<u64> = self.recent.iter().copied().collect();
-        sorted.sort_unstable();
-        sorted.get(sorted.len() / 2).copied()
-    }
-
-    fn highest(&self) -> Option<u64> {
-        self.recent.iter().copied().max()
-    }
-}
-
-/// The smallest instant x ≥ t with x ≡ phase (mod interval).
-pub fn align_up(t: u64, interval: u64, phase: u64) -> u64 {
-    let interval = interval.max(1);
-    let phase = phase % interval;
-    t + (phase + interval - t % interval) % interval
-}
-
 /// One link to one neighbour, seen from this node.
 #[derive(Debug, Clone)]
 pub struct Link {
-    me: String,
     peer: String,
+    /// As the overlay planner gave it; the parts took their settings from it.
     policy: LinkPolicy,
-    local_digest: Arc<Digest>,
-    /// Since when we owe the peer our digest: it changed, or the peer sent
-    /// items, and no message has gone out on this link since.
-    digest_owed_since: Option<u64>,
-    /// What the peer is known to hold (its digests merged, plus items it sent).
-    peer_digest: Digest,
-    pending: BTreeMap<ItemKey, Waiting>,
-    lazy: BTreeMap<ItemKey, Waiting>,
-    in_flight: BTreeMap<ItemKey, InFlight>,
-    timer: RetransmitTimer,
+    outbox: Outbox,
+    acks: Acks,
+    schedule: RoundSchedule,
+    rto: RetransmitTimer,
     one_way: OneWayDelay,
-    /// A round change not in effect yet (both ends switch at its instant).
-    next_round: Option<RoundChange>,
-    /// What a round-leading link announces: its latest change.
-    announced: Option<RoundChange>,
-    last_sent_at: Option<u64>,
     sent_msgs: u64,
     resent_items: u64,
     received_msgs: u64,
@@ -261,22 +92,14 @@ pub struct Link {
 
 impl Link {
     pub fn new(me: impl Into<String>, peer: impl Into<String>, policy: LinkPolicy) -> Self {
-        let timer = RetransmitTimer::new(policy.rto);
         Link {
-            me: me.into(),
             peer: peer.into(),
-            policy,
-            local_digest: Arc::new(Digest::default()),
-            digest_owed_since: None,
-            peer_digest: Digest::default(),
-            pending: BTreeMap::new(),
-            lazy: BTreeMap::new(),
-            in_flight: BTreeMap::new(),
-            timer,
+            outbox: Outbox::new(me.into(), &policy),
+            acks: Acks::new(policy.report_digest_after_ms),
+            schedule: RoundSchedule::new(policy.flush, policy.round, policy.latency_hint_ms),
+            rto: RetransmitTimer::new(policy.rto),
             one_way: OneWayDelay::default(),
-            next_round: None,
-            announced: None,
-            last_sent_at: None,
+            policy,
             sent_msgs: 0,
             resent_items: 0,
             received_msgs: 0,
@@ -289,152 +112,43 @@ impl Link {
 
     /// The store took new items (not from this peer) and/or its digest changed.
     pub fn on_local_update(&mut self, now: u64, items: &[Item], digest: Arc<Digest>) {
-        self.settle_round(now);
+        self.schedule.settle(now);
         for item in items {
-            if self.peer_digest.covers(&item.origin, item.seq) {
-                continue;
-            }
-            let key = item.key();
-            if self.pending.contains_key(&key)
-                || self.lazy.contains_key(&key)
-                || self.in_flight.contains_key(&key)
-            {
-                continue;
-            }
-            let eager = match self.policy.eager {
-                Eager::All => true,
-                Eager::Own => item.origin == self.me,
-                Eager::Nothing => false,
-            };
-            let waiting = Waiting {
-                value: item.value,
-                since: now,
-            };
-            if eager {
-                self.pending.insert(key, waiting);
-            } else if self.policy.lazy_grace_ms.is_some() {
-                self.lazy.insert(key, waiting);
-            }
+            self.outbox.offer(now, item, self.acks.peer_holds());
         }
-        if *digest != *self.local_digest {
-            self.digest_owed_since.get_or_insert(now);
-        }
-        self.local_digest = digest;
+        self.acks.on_local_digest(now, digest);
     }
 
     /// A gossip message from the peer: learn what it holds, drop what it
-    /// acknowledged, and take a timing sample.
+    /// acknowledged, take a timing sample, and follow its round.
     pub fn on_peer_message(&mut self, now: u64, msg: &Gossip) {
-        self.settle_round(now);
+        self.schedule.settle(now);
         self.received_msgs += 1;
-        self.one_way.sample(now.saturating_sub(msg.ts));
-        self.peer_digest.merge(&msg.digest);
-        for item in &msg.items {
-            self.peer_digest.insert(&item.origin, item.seq);
+        self.one_way.on_message(now, msg.ts);
+        self.acks.on_peer_message(now, msg);
+        if let Some(sample) = self.outbox.drop_acknowledged(now, self.acks.peer_holds()) {
+            self.rto.on_sample(sample);
         }
-        if !msg.items.is_empty() {
-            // The peer waits for an acknowledgement of these items. When they
-            // are duplicates our digest does not change, so without this a
-            // lost acknowledgement would never be repeated.
-            self.digest_owed_since.get_or_insert(now);
-        }
-        let peer = &self.peer_digest;
-        self.pending.retain(|(o, s), _| !peer.covers(o, *s));
-        self.lazy.retain(|(o, s), _| !peer.covers(o, *s));
-        let mut ack_delay = None;
-        self.in_flight.retain(|(o, s), f| {
-            if !peer.covers(o, *s) {
-                return true;
-            }
-            if f.attempts == 1 {
-                let sample = now.saturating_sub(f.last_sent);
-                ack_delay = Some(ack_delay.map_or(sample, |d: u64| d.max(sample)));
-            }
-            false
-        });
-        if let Some(sample) = ack_delay {
-            self.timer.on_sample(sample);
-        }
-        self.timer.on_peer_heard();
-        if let (RoundRole::Follow, Some(change), Some(_)) =
-            (self.policy.round, msg.round, self.round())
-        {
-            let news = match self.next_round {
-                Some(pending) => pending != change,
-                None => change.0 > 0 && self.grid() != Some((change.0, change.1 % change.0)),
-            };
-            if change.0 > 0 && news {
-                self.next_round = Some(change);
-                self.settle_round(now);
-            }
+        self.rto.on_peer_heard();
+        if let Some(change) = msg.round {
+            self.schedule.on_peer_round(now, change);
         }
     }
 
-    /// Plans a round change for a round-leading link. The node's round
-    /// planner picks one instant for all its links, on the current grid and
-    /// late enough for the announcement to reach the peer first, so both
-    /// ends of every link change grids at the same moment: rounds of the
-    /// new length start at that instant. An immediate (fanout) link only
-    /// announces it: there it means "star rounds from that instant"; a zero
-    /// length is only announced too: "fanout from that instant".
+    /// A round change from the node's round planner (see
+    /// [`RoundSchedule::set_round`]).
     pub fn set_round(&mut self, change: RoundChange) {
-        if change.0 > 0 && self.round().is_some() {
-            self.next_round = Some(change);
-        }
-        self.announced = Some(change);
-    }
-
-    /// Puts a planned round change into effect once its instant has come.
-    fn settle_round(&mut self, now: u64) {
-        let Some(RoundChange(interval, from)) = self.next_round else {
-            return;
-        };
-        if now < from {
-            return;
-        }
-        self.next_round = None;
-        match &mut self.policy.flush {
-            Flush::Immediate => {}
-            Flush::Aligned {
-                interval_ms,
-                phase_ms: phase,
-            }
-            | Flush::AfterPeer {
-                interval_ms,
-                peer_phase_ms: phase,
-                ..
-            } => {
-                *interval_ms = interval;
-                *phase = from % interval;
-            }
-        }
-    }
-
-    /// The grid the rounds follow: (length, phase of the round instants, or
-    /// of the peer's for an after-peer link). None for immediate links.
-    fn grid(&self) -> Option<(u64, u64)> {
-        match self.policy.flush {
-            Flush::Immediate => None,
-            Flush::Aligned {
-                interval_ms,
-                phase_ms,
-            } => Some((interval_ms, phase_ms)),
-            Flush::AfterPeer {
-                interval_ms,
-                peer_phase_ms,
-                ..
-            } => Some((interval_ms, peer_phase_ms)),
-        }
+        self.schedule.set_round(change);
     }
 
     /// The current round length (None for immediate links).
     pub fn round(&self) -> Option<u64> {
-        match self.policy.flush {
-            Flush::Immediate => None,
-            Flush::Aligned { interval_ms, .. } | Flush::AfterPeer { interval_ms, .. } => {
-                Some(interval_ms)
-            }
-        }
+        self.schedule.round()
+    }
+
+    /// The rounds in effect; the policy's flush is only where they started.
+    pub fn schedule(&self) -> &RoundSchedule {
+        &self.schedule
     }
 
     /// Measured one-way delay from the peer: (median, highest) of the recent
@@ -450,125 +164,38 @@ impl Link {
     /// The message due at `now`, if any. Call after every event and at
     /// [`Link::next_deadline`].
     pub fn poll(&mut self, now: u64) -> Option<Gossip> {
-        self.settle_round(now);
+        self.schedule.settle(now);
         if self.next_deadline()? > now {
             return None;
         }
-        let mut items = Vec::new();
-        let rto = self.timer.rto();
-        let mut resent = 0;
-        for ((origin, seq), f) in self.in_flight.iter_mut() {
-            if f.last_sent + rto <= now {
-                f.last_sent = now;
-                f.attempts += 1;
-                resent += 1;
-                items.push(Item::new(origin.clone(), *seq, f.value));
-            }
+        let batch = self.outbox.take_batch(now, self.rto.rto());
+        if batch.resent > 0 {
+            self.rto.on_timeout();
         }
-        if resent > 0 {
-            self.timer.on_timeout();
-        }
-        let mut fresh = std::mem::take(&mut self.pending);
-        if let Some(grace) = self.policy.lazy_grace_ms {
-            let due: Vec<ItemKey> = self
-                .lazy
-                .iter()
-                .filter(|(_, w)| w.since + grace <= now)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for key in due {
-                if let Some(w) = self.lazy.remove(&key) {
-                    fresh.insert(key, w);
-                }
-            }
-        }
-        for ((origin, seq), w) in fresh {
-            items.push(Item::new(origin.clone(), seq, w.value));
-            if self.policy.reliable {
-                self.in_flight.insert(
-                    (origin, seq),
-                    InFlight {
-                        value: w.value,
-                        since: w.since,
-                        last_sent: now,
-                        attempts: 1,
-                    },
-                );
-            }
-        }
-        self.digest_owed_since = None;
-        self.last_sent_at = Some(now);
+        self.schedule.on_send(now);
         self.sent_msgs += 1;
-        self.resent_items += resent;
+        self.resent_items += batch.resent;
         Some(Gossip {
-            items,
-            digest: (*self.local_digest).clone(),
+            items: batch.items,
+            digest: self.acks.on_send(),
             ts: now,
-            round: match self.policy.round {
-                RoundRole::Lead => self
-                    .announced
-                    .or_else(|| self.round().map(|interval| RoundChange(interval, 0))),
-                RoundRole::Fixed | RoundRole::Follow => None,
-            },
+            round: self.schedule.announcement(),
         })
     }
 
     /// When the next message is due (after alignment), or `None` when the
     /// link has nothing to say.
     pub fn next_deadline(&self) -> Option<u64> {
-        let mut due: Option<u64> = None;
-        let mut consider = |t: u64| due = Some(due.map_or(t, |d| d.min(t)));
-        if let Some(since) = self.pending.values().map(|w| w.since).min() {
-            consider(since);
-        }
-        if let Some(grace) = self.policy.lazy_grace_ms {
-            if let Some(since) = self.lazy.values().map(|w| w.since).min() {
-                consider(since + grace);
-            }
-        }
-        if let Some(sent) = self.in_flight.values().map(|f| f.last_sent).min() {
-            consider(sent + self.timer.rto());
-        }
-        if let (Some(delay), Some(changed)) =
-            (self.policy.report_digest_after_ms, self.digest_owed_since)
-        {
-            consider(changed + delay);
-        }
-        due.map(|t| self.align(t))
-    }
-
-    /// When a message due at `t` may go: at once, or at the first round
-    /// instant after it that has not had its message yet.
-    fn align(&self, t: u64) -> u64 {
-        // An after-peer link sends `offset` after the peer's round instant.
-        let (interval, base, offset) = match self.policy.flush {
-            Flush::Immediate => return t,
-            Flush::Aligned {
-                interval_ms,
-                phase_ms,
-            } => (interval_ms, phase_ms, 0),
-            Flush::AfterPeer {
-                interval_ms,
-                peer_phase_ms,
-                linger_ms,
-            } => {
-                let one_way = self.one_way.median().unwrap_or(self.policy.latency_hint_ms);
-                (interval_ms, peer_phase_ms, one_way + linger_ms)
-            }
-        };
-        let t = t.max(self.last_sent_at.map_or(0, |last| last + 1));
-        let on_current = align_up(t, interval, base + offset);
-        match self.next_round {
-            Some(RoundChange(next, from)) if on_current >= from => {
-                align_up(t.max(from), next, from + offset)
-            }
-            _ => on_current,
-        }
+        let due = [self.outbox.due(self.rto.rto()), self.acks.due()]
+            .into_iter()
+            .flatten()
+            .min()?;
+        Some(self.schedule.align(due, self.one_way.median()))
     }
 
     /// Whether the link holds nothing: no waiting, lazy or in-flight items.
     pub fn is_idle(&self) -> bool {
-        self.pending.is_empty() && self.lazy.is_empty() && self.in_flight.is_empty()
+        self.outbox.is_empty()
     }
 
     /// Messages sent and received so far on this link.
@@ -577,21 +204,14 @@ impl Link {
     }
 
     pub fn stats(&self, now: u64) -> LinkStats {
-        let oldest = self
-            .pending
-            .values()
-            .chain(self.lazy.values())
-            .map(|w| w.since)
-            .chain(self.in_flight.values().map(|f| f.since))
-            .min();
-        let batches: BTreeSet<u64> = self.in_flight.values().map(|f| f.last_sent).collect();
+        let backlog = self.outbox.backlog();
         LinkStats {
-            waiting: self.pending.len(),
-            lazy: self.lazy.len(),
-            in_flight: self.in_flight.len(),
-            batches_in_flight: batches.len(),
-            oldest_unacked_ms: oldest.map_or(0, |t| now.saturating_sub(t)),
-            rto_ms: self.timer.rto(),
+            waiting: backlog.waiting,
+            lazy: backlog.lazy,
+            in_flight: backlog.in_flight,
+            batches_in_flight: backlog.batches_in_flight,
+            oldest_unacked_ms: backlog.oldest_since.map_or(0, |t| now.saturating_sub(t)),
+            rto_ms: self.rto.rto(),
             sent_msgs: self.sent_msgs,
             resent_items: self.resent_items,
             received_msgs: self.received_msgs,
@@ -714,6 +334,21 @@ mod tests {
         assert_eq!(leaf.next_deadline(), Some(1_800));
         assert!(leaf.poll(1_800).is_some());
         assert_eq!(leaf.round(), Some(700));
+        // The rounds in effect moved; the planner's policy did not.
+        assert_eq!(
+            leaf.schedule().flush(),
+            Flush::Aligned {
+                interval_ms: 700,
+                phase_ms: 1_800 % 700
+            }
+        );
+        assert_eq!(
+            leaf.policy().flush,
+            Flush::Aligned {
+                interval_ms: 200,
+                phase_ms: 0
+            }
+        );
         let after = Item::new("n1", 3, 10);
         leaf.on_local_update(
             1_900,

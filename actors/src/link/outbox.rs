@@ -1,0 +1,333 @@
+//! The outbox: the items a link still has to get to its peer, and the one
+//! place that decides which of them go into a batch. An item waits (sent at
+//! the next flush), lies lazy (sent only if the peer still lacks it after a
+//! grace period) or is in flight (sent, kept until the peer's digest covers
+//! it, retransmitted on timeout); the peer's acknowledgement drops it
+//! wherever it is.
+
+use super::policy::{Eager, LinkPolicy};
+use crate::digest::{Digest, Item, ItemKey};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone)]
+struct Waiting {
+    value: i64,
+    /// When the item arrived on this link.
+    since: u64,
+}
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    value: i64,
+    /// When the item arrived on this link.
+    since: u64,
+    last_sent: u64,
+    attempts: u32,
+}
+
+/// The items of one batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Retransmissions first, then new items, each in (origin, seq) order.
+    pub items: Vec<Item>,
+    /// How many of them are retransmissions.
+    pub resent: u64,
+}
+
+/// The outbox's size and age, for the backlog trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub waiting: usize,
+    pub lazy: usize,
+    pub in_flight: usize,
+    /// Distinct send instants among the in-flight items.
+    pub batches_in_flight: usize,
+    /// When the oldest item still held arrived.
+    pub oldest_since: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    me: String,
+    eager: Eager,
+    lazy_grace_ms: Option<u64>,
+    reliable: bool,
+    waiting: BTreeMap<ItemKey, Waiting>,
+    lazy: BTreeMap<ItemKey, Waiting>,
+    in_flight: BTreeMap<ItemKey, InFlight>,
+}
+
+impl Outbox {
+    /// An empty outbox of `me`'s link that follows `policy`.
+    pub fn new(me: String, policy: &LinkPolicy) -> Self {
+        Outbox {
+            me,
+            eager: policy.eager,
+            lazy_grace_ms: policy.lazy_grace_ms,
+            reliable: policy.reliable,
+            waiting: BTreeMap::new(),
+            lazy: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+        }
+    }
+
+    /// A new item of the store's: kept unless the peer holds it or the
+    /// outbox has it already; it waits if the policy sends it eagerly, lies
+    /// lazy if it allows a lazy send, and is dropped otherwise.
+    pub fn offer(&mut self, now: u64, item: &Item, peer_holds: &Digest) {
+        if peer_holds.covers(&item.origin, item.seq) {
+            return;
+        }
+        let key = item.key();
+        if self.waiting.contains_key(&key)
+            || self.lazy.contains_key(&key)
+            || self.in_flight.contains_key(&key)
+        {
+            return;
+        }
+        let eager = match self.eager {
+            Eager::All => true,
+            Eager::Own => item.origin == self.me,
+            Eager::Nothing => false,
+        };
+        let waiting = Waiting {
+            value: item.value,
+            since: now,
+        };
+        if eager {
+            self.waiting.insert(key, waiting);
+        } else if self.lazy_grace_ms.is_some() {
+            self.lazy.insert(key, waiting);
+        }
+    }
+
+    /// Drops every item the peer holds. Returns the longest acknowledgement
+    /// delay among the dropped in-flight items that were sent only once
+    /// (Karn: a retransmitted item's delay is ambiguous).
+    pub fn drop_acknowledged(&mut self, now: u64, peer_holds: &Digest) -> Option<u64> {
+        self.waiting.retain(|(o, s), _| !peer_holds.covers(o, *s));
+        self.lazy.retain(|(o, s), _| !peer_holds.covers(o, *s));
+        let mut ack_delay = None;
+        self.in_flight.retain(|(o, s), f| {
+            if !peer_holds.covers(o, *s) {
+                return true;
+            }
+            if f.attempts == 1 {
+                let sample = now.saturating_sub(f.last_sent);
+                ack_delay = Some(ack_delay.map_or(sample, |d: u64| d.max(sample)));
+            }
+            false
+        });
+        ack_delay
+    }
+
+    /// When the earliest item is due, before any round alignment: a waiting
+    /// item at once, a lazy one after the grace, an in-flight one after
+    /// `rto` without acknowledgement.
+    pub fn due(&self, rto: u64) -> Option<u64> {
+        let waiting = self.waiting.values().map(|w| w.since).min();
+        let lazy = self
+            .lazy_grace_ms
+            .and_then(|grace| Some(self.lazy.values().map(|w| w.since).min()? + grace));
+        let resend = self.in_flight.values().map(|f| f.last_sent + rto).min();
+        [waiting, lazy, resend].into_iter().flatten().min()
+    }
+
+    /// The items of a batch sent at `now`: in-flight items unacknowledged
+    /// for `rto`, every waiting item, and lazy items past their grace. On a
+    /// reliable link the new ones stay in flight.
+    pub fn take_batch(&mut self, now: u64, rto: u64) -> Batch {
+        let mut items = Vec::new();
+        let mut resent = 0;
+        for ((origin, seq), f) in self.in_flight.iter_mut() {
+            if f.last_sent + rto <= now {
+                f.last_sent = now;
+                f.attempts += 1;
+                resent += 1;
+                items.push(Item::new(origin.clone(), *seq, f.value));
+            }
+        }
+        let mut fresh = std::mem::take(&mut self.waiting);
+        if let Some(grace) = self.lazy_grace_ms {
+            let due: Vec<ItemKey> = self
+                .lazy
+                .iter()
+                .filter(|(_, w)| w.since + grace <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in due {
+                if let Some(w) = self.lazy.remove(&key) {
+                    fresh.insert(key, w);
+                }
+            }
+        }
+        for ((origin, seq), w) in fresh {
+            items.push(Item::new(origin.clone(), seq, w.value));
+            if self.reliable {
+                self.in_flight.insert(
+                    (origin, seq),
+                    InFlight {
+                        value: w.value,
+                        since: w.since,
+                        last_sent: now,
+                        attempts: 1,
+                    },
+                );
+            }
+        }
+        Batch { items, resent }
+    }
+
+    /// Whether the outbox holds no item at all.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty() && self.lazy.is_empty() && self.in_flight.is_empty()
+    }
+
+    pub fn backlog(&self) -> Backlog {
+        let oldest_since = self
+            .waiting
+            .values()
+            .chain(self.lazy.values())
+            .map(|w| w.since)
+            .chain(self.in_flight.values().map(|f| f.since))
+            .min();
+        let batches: BTreeSet<u64> = self.in_flight.values().map(|f| f.last_sent).collect();
+        Backlog {
+            waiting: self.waiting.len(),
+            lazy: self.lazy.len(),
+            in_flight: self.in_flight.len(),
+            batches_in_flight: batches.len(),
+            oldest_since,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::policy::{Flush, RoundRole, RtoBounds};
+
+    fn policy(eager: Eager, lazy_grace_ms: Option<u64>, reliable: bool) -> LinkPolicy {
+        LinkPolicy {
+            eager,
+            lazy_grace_ms,
+            reliable,
+            report_digest_after_ms: None,
+            flush: Flush::Immediate,
+            rto: RtoBounds {
+                initial_ms: 300,
+                min_ms: 100,
+                max_ms: 2000,
+            },
+            latency_hint_ms: 100,
+            round: RoundRole::Fixed,
+        }
+    }
+
+    fn holds(items: &[&Item]) -> Digest {
+        let mut d = Digest::default();
+        for i in items {
+            d.insert(&i.origin, i.seq);
+        }
+        d
+    }
+
+    #[test]
+    fn the_policy_decides_what_waits_what_lies_lazy_and_what_is_dropped() {
+        let own = Item::new("n0", 1, 1);
+        let relayed = Item::new("n2", 1, 2);
+        let nothing = Digest::default();
+        let mut all = Outbox::new("n0".into(), &policy(Eager::All, None, true));
+        let mut own_only = Outbox::new("n0".into(), &policy(Eager::Own, Some(500), true));
+        let mut forgetful = Outbox::new("n0".into(), &policy(Eager::Own, None, true));
+        for outbox in [&mut all, &mut own_only, &mut forgetful] {
+            outbox.offer(10, &own, &nothing);
+            outbox.offer(10, &relayed, &nothing);
+        }
+        let sizes = |o: &Outbox| (o.backlog().waiting, o.backlog().lazy);
+        assert_eq!(sizes(&all), (2, 0));
+        assert_eq!(sizes(&own_only), (1, 1));
+        assert_eq!(sizes(&forgetful), (1, 0), "neither eager nor lazy: dropped");
+        assert_eq!(own_only.due(300), Some(10));
+        own_only.take_batch(10, 300);
+        assert_eq!(own_only.due(300), Some(310), "the in-flight item's timeout");
+        let mut lazy_only = Outbox::new("n0".into(), &policy(Eager::Nothing, Some(500), false));
+        lazy_only.offer(10, &own, &nothing);
+        assert_eq!(lazy_only.due(300), Some(510), "the lazy item's grace");
+    }
+
+    #[test]
+    fn an_item_is_kept_once_and_never_when_the_peer_holds_it() {
+        let a = Item::new("n1", 1, 1);
+        let mut outbox = Outbox::new("n0".into(), &policy(Eager::All, None, true));
+        outbox.offer(0, &a, &holds(&[&a]));
+        assert!(outbox.is_empty());
+        outbox.offer(0, &a, &Digest::default());
+        outbox.offer(5, &a, &Digest::default());
+        assert_eq!(outbox.backlog().waiting, 1);
+        outbox.take_batch(5, 300);
+        outbox.offer(6, &a, &Digest::default());
+        let backlog = outbox.backlog();
+        assert_eq!((backlog.waiting, backlog.in_flight), (0, 1), "in flight");
+        assert_eq!(backlog.oldest_since, Some(0));
+    }
+
+    #[test]
+    fn a_batch_resends_overdue_items_first_then_the_new_ones() {
+        let a = Item::new("n0", 1, 1);
+        let b = Item::new("n0", 2, 2);
+        let c = Item::new("n0", 3, 3);
+        let nothing = Digest::default();
+        let mut outbox = Outbox::new("n0".into(), &policy(Eager::All, None, true));
+        outbox.offer(0, &b, &nothing);
+        assert_eq!(outbox.take_batch(0, 300).items, vec![b.clone()]);
+        outbox.offer(100, &a, &nothing);
+        assert_eq!(outbox.take_batch(100, 300).items, vec![a.clone()]);
+        outbox.offer(300, &c, &nothing);
+        let batch = outbox.take_batch(300, 300);
+        assert_eq!(
+            batch,
+            Batch {
+                items: vec![b, c],
+                resent: 1
+            }
+        );
+        assert_eq!(outbox.backlog().batches_in_flight, 2, "sent at 100 and 300");
+    }
+
+    #[test]
+    fn an_unreliable_link_forgets_what_it_sent() {
+        let a = Item::new("n0", 1, 1);
+        let mut outbox = Outbox::new("n0".into(), &policy(Eager::All, None, false));
+        outbox.offer(0, &a, &Digest::default());
+        assert_eq!(outbox.take_batch(0, 300).items, [a]);
+        assert!(outbox.is_empty());
+        assert_eq!(outbox.due(300), None);
+    }
+
+    #[test]
+    fn acknowledgements_drop_items_and_time_only_single_transmissions() {
+        let a = Item::new("n0", 1, 1);
+        let b = Item::new("n0", 2, 2);
+        let c = Item::new("n1", 1, 3);
+        let nothing = Digest::default();
+        let mut outbox = Outbox::new("n0".into(), &policy(Eager::Own, Some(500), true));
+        outbox.offer(0, &a, &nothing);
+        outbox.take_batch(0, 300);
+        outbox.take_batch(300, 300);
+        outbox.offer(350, &b, &nothing);
+        outbox.take_batch(350, 300);
+        outbox.offer(360, &c, &nothing);
+        assert_eq!(
+            outbox.drop_acknowledged(420, &holds(&[&a, &c])),
+            None,
+            "a was sent twice; c was never sent"
+        );
+        assert_eq!(outbox.backlog().lazy, 0);
+        assert_eq!(
+            outbox.drop_acknowledged(470, &holds(&[&a, &b, &c])),
+            Some(120)
+        );
+        assert!(outbox.is_empty());
+    }
+}

@@ -1,0 +1,74 @@
+//! How one link behaves, as the overlay planner chooses it per link. Plain
+//! data: a [`Link`](super::Link) takes its parts' settings from it at start
+//! and never changes it (the rounds in effect live in its
+//! [`RoundSchedule`](super::RoundSchedule)).
+
+/// Which new items a link sends at its next flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eager {
+    /// Every item the peer is not known to have.
+    All,
+    /// Only items this node originated.
+    Own,
+    /// None (items can still go lazily, see [`LinkPolicy::lazy_grace_ms`]).
+    Nothing,
+}
+
+/// When a link may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// As soon as something is due.
+    Immediate,
+    /// Only at instants t ≡ phase (mod interval) of the shared clock.
+    Aligned { interval_ms: u64, phase_ms: u64 },
+    /// Aligned rounds that start just after the peer's round has arrived:
+    /// phase = peer's phase + measured one-way delay + linger.
+    AfterPeer {
+        interval_ms: u64,
+        peer_phase_ms: u64,
+        linger_ms: u64,
+    },
+}
+
+/// Who sets an aligned link's round length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundRole {
+    /// The policy's interval, always.
+    Fixed,
+    /// This end may be told a new length (by the node's round planner) and
+    /// announces its current one in every message (an auto-tuned star hub).
+    Lead,
+    /// This end adopts the length the peer announces (an auto-tuned leaf).
+    Follow,
+}
+
+/// Bounds of the retransmission timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtoBounds {
+    /// Used until the first acknowledgement sample.
+    pub initial_ms: u64,
+    pub min_ms: u64,
+    pub max_ms: u64,
+}
+
+/// How one link behaves; chosen per link by the overlay planner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkPolicy {
+    pub eager: Eager,
+    /// An item not sent eagerly is sent once it has been here this long and
+    /// the peer's latest digest still lacks it. `None`: never.
+    pub lazy_grace_ms: Option<u64>,
+    /// Sent items stay in flight until the peer's digest covers them and are
+    /// retransmitted on timeout. Otherwise: fire and forget.
+    pub reliable: bool,
+    /// When our digest changed and no message went out for this long, send a
+    /// digest-only message (this is how the peer gets acknowledged when we
+    /// have nothing else to say). `None`: never owe the peer a digest.
+    pub report_digest_after_ms: Option<u64>,
+    /// The rounds the link starts with.
+    pub flush: Flush,
+    pub rto: RtoBounds,
+    /// One-way delay assumed until the link has measured some.
+    pub latency_hint_ms: u64,
+    pub round: RoundRole,
+}

@@ -1,0 +1,309 @@
+//! The round schedule: the one place that decides when a link may send. It
+//! holds the rounds in effect (the policy's at start), a round change
+//! planned for a later instant, what a round-leading link announces, and
+//! when the last message went (one message per round instant).
+//!
+//! Round changes: the node's round planner hands a leading link a change
+//! ([`RoundSchedule::set_round`]); the link announces it in every message; a
+//! following link adopts what its peer announces
+//! ([`RoundSchedule::on_peer_round`]); both ends put it into effect at its
+//! instant ([`RoundSchedule::settle`]), and [`RoundSchedule::align`] places
+//! rounds on the new grid from that instant on even before it is settled.
+
+use super::policy::{Flush, RoundRole};
+use crate::protocol::RoundChange;
+
+/// The smallest instant x ≥ t with x ≡ phase (mod interval).
+pub fn align_up(t: u64, interval: u64, phase: u64) -> u64 {
+    let interval = interval.max(1);
+    let phase = phase % interval;
+    t + (phase + interval - t % interval) % interval
+}
+
+#[derive(Debug, Clone)]
+pub struct RoundSchedule {
+    /// The rounds in effect.
+    flush: Flush,
+    role: RoundRole,
+    /// One-way delay assumed for an after-peer link until one is measured.
+    latency_hint_ms: u64,
+    /// A round change not in effect yet (both ends switch at its instant).
+    next: Option<RoundChange>,
+    /// What a round-leading link announces: its latest change.
+    announced: Option<RoundChange>,
+    last_sent_at: Option<u64>,
+}
+
+impl RoundSchedule {
+    pub fn new(flush: Flush, role: RoundRole, latency_hint_ms: u64) -> Self {
+        RoundSchedule {
+            flush,
+            role,
+            latency_hint_ms,
+            next: None,
+            announced: None,
+            last_sent_at: None,
+        }
+    }
+
+    /// Puts a planned round change into effect once its instant has come.
+    pub fn settle(&mut self, now: u64) {
+        let Some(RoundChange(interval, from)) = self.next else {
+            return;
+        };
+        if now < from {
+            return;
+        }
+        self.next = None;
+        match &mut self.flush {
+            Flush::Immediate => {}
+            Flush::Aligned {
+                interval_ms,
+                phase_ms: phase,
+            }
+            | Flush::AfterPeer {
+                interval_ms,
+                peer_phase_ms: phase,
+                ..
+            } => {
+                *interval_ms = interval;
+                *phase = from % interval;
+            }
+        }
+    }
+
+    /// Plans a round change for a round-leading link. The node's round
+    /// planner picks one instant for all its links, on the current grid and
+    /// late enough for the announcement to reach the peer first, so both
+    /// ends of every link change grids at the same moment: rounds of the
+    /// new length start at that instant. An immediate (fanout) link only
+    /// announces it: there it means "star rounds from that instant"; a zero
+    /// length is only announced too: "fanout from that instant".
+    pub fn set_round(&mut self, change: RoundChange) {
+        if change.0 > 0 && self.round().is_some() {
+            self.next = Some(change);
+        }
+        self.announced = Some(change);
+    }
+
+    /// The round the peer announced: a following aligned link adopts a
+    /// change it has not planned yet (and, once its instant has passed,
+    /// puts it into effect at once).
+    pub fn on_peer_round(&mut self, now: u64, change: RoundChange) {
+        if self.role != RoundRole::Follow || self.round().is_none() || change.0 == 0 {
+            return;
+        }
+        let news = match self.next {
+            Some(planned) => planned != change,
+            None => self.grid() != Some((change.0, change.1 % change.0)),
+        };
+        if news {
+            self.next = Some(change);
+            self.settle(now);
+        }
+    }
+
+    /// A message went out at `now`.
+    pub fn on_send(&mut self, now: u64) {
+        self.last_sent_at = Some(now);
+    }
+
+    /// When a message due at `t` may go: at once, or at the first round
+    /// instant after it that has not had its message yet. An after-peer
+    /// round starts `one_way_ms` (measured, else the hint) plus the linger
+    /// after the peer's.
+    pub fn align(&self, t: u64, one_way_ms: Option<u64>) -> u64 {
+        let (interval, base, offset) = match self.flush {
+            Flush::Immediate => return t,
+            Flush::Aligned {
+                interval_ms,
+                phase_ms,
+            } => (interval_ms, phase_ms, 0),
+            Flush::AfterPeer {
+                interval_ms,
+                peer_phase_ms,
+                linger_ms,
+            } => {
+                let one_way = one_way_ms.unwrap_or(self.latency_hint_ms);
+                (interval_ms, peer_phase_ms, one_way + linger_ms)
+            }
+        };
+        let t = t.max(self.last_sent_at.map_or(0, |last| last + 1));
+        let on_current = align_up(t, interval, base + offset);
+        match self.next {
+            Some(RoundChange(next, from)) if on_current >= from => {
+                align_up(t.max(from), next, from + offset)
+            }
+            _ => on_current,
+        }
+    }
+
+    /// What a message announces: a leading link its latest change, or its
+    /// rounds as they are (phase 0 standing for "no change").
+    pub fn announcement(&self) -> Option<RoundChange> {
+        match self.role {
+            RoundRole::Lead => self
+                .announced
+                .or_else(|| self.round().map(|interval| RoundChange(interval, 0))),
+            RoundRole::Fixed | RoundRole::Follow => None,
+        }
+    }
+
+    /// The rounds in effect.
+    pub fn flush(&self) -> Flush {
+        self.flush
+    }
+
+    /// The current round length (None for immediate links).
+    pub fn round(&self) -> Option<u64> {
+        self.grid().map(|(interval, _)| interval)
+    }
+
+    /// The grid the rounds follow: (length, phase of the round instants, or
+    /// of the peer's for an after-peer link). None for immediate links.
+    fn grid(&self) -> Option<(u64, u64)> {
+        match self.flush {
+            Flush::Immediate => None,
+            Flush::Aligned {
+                interval_ms,
+                phase_ms,
+            } => Some((interval_ms, phase_ms)),
+            Flush::AfterPeer {
+                interval_ms,
+                peer_phase_ms,
+                ..
+            } => Some((interval_ms, peer_phase_ms)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aligned(interval_ms: u64, phase_ms: u64, role: RoundRole) -> RoundSchedule {
+        RoundSchedule::new(
+            Flush::Aligned {
+                interval_ms,
+                phase_ms,
+            },
+            role,
+            100,
+        )
+    }
+
+    #[test]
+    fn align_up_finds_the_next_instant_of_the_grid() {
+        assert_eq!(align_up(1_000, 100, 30), 1_030);
+        assert_eq!(align_up(1_030, 100, 30), 1_030);
+        assert_eq!(align_up(1_031, 100, 30), 1_130);
+        assert_eq!(align_up(1_031, 100, 230), 1_130, "the phase is modulo");
+        assert_eq!(align_up(7, 0, 0), 7, "a zero interval is one ms");
+    }
+
+    #[test]
+    fn an_immediate_link_sends_when_due() {
+        let mut schedule = RoundSchedule::new(Flush::Immediate, RoundRole::Fixed, 100);
+        schedule.on_send(50);
+        assert_eq!(schedule.align(50, None), 50);
+        assert_eq!(schedule.round(), None);
+    }
+
+    #[test]
+    fn an_aligned_link_sends_once_per_round_instant() {
+        let mut schedule = aligned(100, 30, RoundRole::Fixed);
+        assert_eq!(schedule.align(1_005, None), 1_030);
+        schedule.on_send(1_030);
+        assert_eq!(
+            schedule.align(1_030, None),
+            1_130,
+            "that instant had its message"
+        );
+    }
+
+    #[test]
+    fn an_after_peer_link_flushes_a_delay_and_the_linger_after_the_peers_round() {
+        let schedule = RoundSchedule::new(
+            Flush::AfterPeer {
+                interval_ms: 1_000,
+                peer_phase_ms: 0,
+                linger_ms: 10,
+            },
+            RoundRole::Fixed,
+            100,
+        );
+        assert_eq!(
+            schedule.align(5_000, None),
+            5_110,
+            "the hint until measured"
+        );
+        assert_eq!(schedule.align(5_000, Some(40)), 5_050);
+    }
+
+    #[test]
+    fn a_planned_change_places_rounds_on_the_new_grid_from_its_instant() {
+        let mut lead = aligned(200, 0, RoundRole::Lead);
+        assert_eq!(lead.announcement(), Some(RoundChange(200, 0)));
+        let change = RoundChange(700, 1_800);
+        lead.set_round(change);
+        assert_eq!(lead.announcement(), Some(change));
+        assert_eq!(
+            lead.align(1_450, None),
+            1_600,
+            "old rounds before the change"
+        );
+        assert_eq!(lead.align(1_700, None), 1_800);
+        assert_eq!(lead.round(), Some(200), "not in effect yet");
+        lead.settle(1_799);
+        assert_eq!(lead.round(), Some(200));
+        lead.settle(1_800);
+        assert_eq!(
+            lead.flush(),
+            Flush::Aligned {
+                interval_ms: 700,
+                phase_ms: 1_800 % 700
+            }
+        );
+        assert_eq!(lead.align(1_900, None), 2_500, "1800 + 700, not 2100");
+    }
+
+    #[test]
+    fn only_an_aligned_following_link_adopts_the_peers_round() {
+        let change = RoundChange(700, 1_800);
+        let mut follow = aligned(200, 0, RoundRole::Follow);
+        follow.on_peer_round(1_000, RoundChange(200, 0));
+        assert_eq!(
+            follow.align(1_850, None),
+            2_000,
+            "the grid in effect: no news"
+        );
+        follow.on_peer_round(1_000, change);
+        assert_eq!(follow.align(1_850, None), 2_500);
+        assert_eq!(follow.announcement(), None, "a follower announces nothing");
+        // Heard after its instant: in effect at once.
+        let mut late = aligned(200, 0, RoundRole::Follow);
+        late.on_peer_round(2_000, change);
+        assert_eq!(late.round(), Some(700));
+        for mut other in [
+            aligned(200, 0, RoundRole::Fixed),
+            RoundSchedule::new(Flush::Immediate, RoundRole::Follow, 100),
+        ] {
+            other.on_peer_round(2_000, change);
+            assert_eq!(other.announcement(), None);
+            assert_ne!(other.round(), Some(700));
+        }
+        let mut follow = aligned(200, 0, RoundRole::Follow);
+        follow.on_peer_round(2_000, RoundChange(0, 1_800));
+        assert_eq!(follow.round(), Some(200), "fanout is not a round");
+    }
+
+    #[test]
+    fn an_immediate_leading_link_only_announces() {
+        let mut lead = RoundSchedule::new(Flush::Immediate, RoundRole::Lead, 100);
+        assert_eq!(lead.announcement(), None);
+        lead.set_round(RoundChange(160, 1_500));
+        lead.settle(2_000);
+        assert_eq!(lead.round(), None);
+        assert_eq!(lead.announcement(), Some(RoundChange(160, 1_500)));
+    }
+}

@@ -1,0 +1,201 @@
+//! Every message the node's actors send each other, grouped by receiver, and
+//! the handles (bundles of [`Recipient`]s) an actor is given to reach
+//! another. Actor modules import this module, never each other: who talks to
+//! whom is wired up in `lib.rs`.
+//!
+//! | message | sender | receiver |
+//! |---|---|---|
+//! | [`Outbound`] | StdinReader (error replies), MessageStore, TopologyManager, NeighborGossip | StdoutWriter |
+//! | [`Shutdown`] | StdinReader (at end of input) | StdoutWriter |
+//! | [`Joined`] | StdinReader (on `init`) | MessageStore |
+//! | [`ClientBroadcast`], [`ClientRead`] | StdinReader | MessageStore |
+//! | [`Merge`] | StdinReader (every gossip message) | MessageStore |
+//! | [`LinksChanged`] | TopologyManager | MessageStore |
+//! | [`InitRequest`], [`TopologyRequest`] | StdinReader | TopologyManager |
+//! | [`DelayReport`] | NeighborGossip (round-leading link) | TopologyManager |
+//! | [`OverlayFrom`] | NeighborGossip (round-following link) | TopologyManager |
+//! | [`Drain`] | StdinReader (at end of input) | MessageStore, TopologyManager |
+//! | [`LocalUpdate`] | MessageStore | NeighborGossip |
+//! | [`PeerGossip`] | MessageStore (after merging) | NeighborGossip |
+//! | [`SetRound`], [`StopLink`] | TopologyManager | NeighborGossip |
+
+use crate::clock::Clock;
+use crate::digest::{Digest, Item};
+use crate::link::LinkPolicy;
+use crate::protocol::{Gossip, OutBody, ReplyTo, RoundChange};
+use actix::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+// --- to the StdoutWriter ---
+
+/// One message to write.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Outbound {
+    pub src: String,
+    pub dest: String,
+    pub body: OutBody,
+}
+
+impl Outbound {
+    /// The reply to a request, sent from the node id the request addressed.
+    pub fn reply(to: &ReplyTo, body: OutBody) -> Self {
+        Outbound {
+            src: to.node.clone(),
+            dest: to.client.clone(),
+            body,
+        }
+    }
+}
+
+/// Input has ended: flush what is written and stop the System.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+// --- to the MessageStore ---
+
+/// This node's id is known (from `init`): it may now originate items.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Joined {
+    pub node_id: String,
+}
+
+/// A client's `broadcast`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ClientBroadcast {
+    pub reply_to: ReplyTo,
+    pub value: i64,
+}
+
+/// A client's `read`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ClientRead {
+    pub reply_to: ReplyTo,
+}
+
+/// A gossip message from a peer. The store takes its items first and then
+/// hands the message to the peer's link (if there is one yet), so every
+/// request read after it on stdin sees its values.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Merge {
+    pub from: String,
+    pub gossip: Gossip,
+}
+
+/// Links started and stopped (a replaced link is in both).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct LinksChanged {
+    pub added: Vec<LinkHandle>,
+    pub removed: Vec<String>,
+}
+
+/// How the store reaches one link's actor.
+#[derive(Debug, Clone)]
+pub struct LinkHandle {
+    pub peer: String,
+    pub updates: Recipient<LocalUpdate>,
+    pub gossip: Recipient<PeerGossip>,
+}
+
+// --- to the TopologyManager ---
+
+/// Maelstrom's `init`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct InitRequest {
+    pub reply_to: ReplyTo,
+    pub node_id: String,
+    pub node_ids: Vec<String>,
+}
+
+/// Maelstrom's `topology`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct TopologyRequest {
+    pub reply_to: ReplyTo,
+    pub topology: BTreeMap<String, Vec<String>>,
+}
+
+/// A round-leading link's measured one-way delay from its peer: the median
+/// and the highest of its recent samples, ms.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct DelayReport {
+    pub peer: String,
+    pub median_ms: u64,
+    pub highest_ms: u64,
+}
+
+/// The hub's announcement that measured delays call for the other overlay,
+/// heard by a leaf: on a fanout link, star rounds of the given length from
+/// the given instant; on a star link, a zero length: fanout from then.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct OverlayFrom(pub RoundChange);
+
+// --- to the MessageStore and the TopologyManager ---
+
+/// Answered once every message sent to the actor before it is handled.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+// --- to a NeighborGossip ---
+
+/// New items for this link (none when they came from this link's peer) and
+/// the store's digest after taking them.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct LocalUpdate {
+    pub items: Arc<[Item]>,
+    pub digest: Arc<Digest>,
+}
+
+/// A gossip message from this link's peer, after the store has merged its
+/// items (so a read that arrives after it on stdin already sees them).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct PeerGossip(pub Gossip);
+
+/// A round change from the node's round planner (auto-tuned star hub): the
+/// new length and the instant it takes effect.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct SetRound(pub RoundChange);
+
+/// The link is no longer part of the overlay.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct StopLink;
+
+/// Everything a NeighborGossip is started with.
+pub struct NeighborSetup {
+    pub me: String,
+    pub peer: String,
+    pub policy: LinkPolicy,
+    pub clock: Clock,
+    pub trace_interval_ms: u64,
+    pub out: Recipient<Outbound>,
+    /// Where a round-leading link reports its measured one-way delay.
+    pub delays: Option<Recipient<DelayReport>>,
+    /// Where a round-following link passes on the hub's switch of overlay.
+    pub switches: Option<Recipient<OverlayFrom>>,
+}
+
+/// How the topology manager steers a link actor it started.
+#[derive(Debug, Clone)]
+pub struct LinkControl {
+    pub rounds: Recipient<SetRound>,
+    pub stop: Recipient<StopLink>,
+}
+
+/// Starts one link actor: the store's handle to it and the topology
+/// manager's control of it.
+pub type StartLink = fn(NeighborSetup) -> (LinkHandle, LinkControl);
