@@ -49,6 +49,12 @@ fn stream(seed: u64, k: u64) -> StdRng {
     StdRng::seed_from_u64(stream_seed(seed, k))
 }
 
+/// The random stream that orders a run's final reads
+/// ([`super::workload::final_read_order`]), so a test can predict it.
+pub fn final_read_rng(seed: u64) -> StdRng {
+    stream(seed, 3)
+}
+
 /// Runs the test described by `config`; returns the process exit code.
 pub async fn run(config: &TestConfig) -> i32 {
     let started = Instant::now();
@@ -338,7 +344,7 @@ async fn test(
     nemesis.stop_all().await?;
     logger.console("Waiting for recovery...");
     tokio::time::sleep(RECOVERY).await;
-    let mut order_rng = stream(config.seed, 3);
+    let mut order_rng = final_read_rng(config.seed);
     let workers = final_reads(Arc::clone(&ctx), workers, &mut order_rng).await;
     drop(workers);
     drop(setup_clients);
