@@ -146,6 +146,9 @@ impl<'a> Nemesis<'a> {
         time_limit: Duration,
         mut rng: StdRng,
     ) -> Result<(), String> {
+        if self.faults.is_empty() {
+            return Ok(());
+        }
         let mut schedule = FaultSchedule::new(&self.faults);
         let end = self.ctx.recorder.t0() + time_limit;
         let mut next_at = self.ctx.recorder.t0();
@@ -162,7 +165,7 @@ impl<'a> Nemesis<'a> {
             match schedule.step(&mut rng) {
                 Some(Step::Start(kind)) => self.start(kind, &mut rng)?,
                 Some(Step::Stop(kind)) => self.stop(kind).await?,
-                None => return Ok(()),
+                None => break,
             }
             next_at = now + stagger_gap(interval, &mut rng);
         }
