@@ -83,10 +83,12 @@ pub struct TestArgs {
     /// Echo node stderr into the log and console.
     #[arg(long)]
     pub log_stderr: bool,
-    /// [extension] Seed for workload, network and nemesis randomness.
+    /// [extension] Seed for workload, network, nemesis and final-read
+    /// randomness.
     #[arg(long, value_name = "K")]
     pub seed: Option<u64>,
-    /// [extension] Probability that any message is lost at send.
+    /// [extension] Probability that a message is lost at send (client
+    /// messages too, unless --p-loss-clients exempt).
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub p_loss: f64,
     /// [extension] How a free worker is picked for the next operation:
