@@ -26,6 +26,7 @@ ROWS=(
   "25 line, latency 10, round-robin|median 86, max 224|$LINE10"
   "25 line, latency 10, random pick, fixture +0.8 ms per message|median 86, max 224|$LINE10 --thread-pick random -- --delay-us 800"
   "25 line, latency 10, random pick, fixture +2 ms per message|median 86, max 224|$LINE10 --thread-pick random -- --delay-us 2000"
+  "25 line, latency 10, random pick, --delivery-jitter-ms 0.8|median 86, max 224|$LINE10 --thread-pick random --delivery-jitter-ms 0.8"
   "25 grid, latency 100|median 452, max 791|--node-count 25 --latency 100 --rate 100 --time-limit 20"
   "25 grid, latency 100 exponential|median 229, max 630|--node-count 25 --latency 100 --latency-dist exponential --rate 100 --time-limit 20"
   "25 total, latency 100|290 msgs/op, median 77, max 97|--node-count 25 --topology total --latency 100 --rate 100 --time-limit 20"
