@@ -658,6 +658,63 @@ mod tests {
         assert!((below_half / 20_000.0 - 0.25).abs() < 0.02);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_late_reply_after_info_reaches_the_open_client_until_the_next_op() {
+        use crate::network::{Latency, LatencyDist, NetConfig, Rejection};
+        let net = Network::start(NetConfig {
+            latency: Latency::new(0, LatencyDist::Constant).unwrap(),
+            p_loss: 0.0,
+            loss_exempts_clients: false,
+            p_dup: 0.0,
+            jitter_ms: 0.0,
+            seed: 0,
+        })
+        .unwrap();
+        let mut n0 = net.add_node("n0");
+        let ctx = WorkerContext {
+            net: net.clone(),
+            ids: Arc::new(ClientIds::default()),
+            recorder: Recorder::new(Instant::now(), Logger::console_only()),
+            concurrency: 1,
+        };
+        let mut worker = Worker::new(0, &["n0".to_string()]);
+        worker.invoke(&ctx, Op::Broadcast(0), false);
+        // n0 never answers in time: the broadcast ends :info (paused clock).
+        worker.complete(&ctx, Op::Broadcast(0), false).await;
+        assert_eq!(worker.process, 1);
+        let request: Value = serde_json::from_str(&n0.recv().await.unwrap().line).unwrap();
+        assert_eq!(request["src"], "c0");
+        // Its late reply reaches c0, still open: accepted, not refused
+        // (a refusal would mute n0 under Maelstrom's bad-output handling).
+        let late = r#"{"src":"n0","dest":"c0","body":{"type":"broadcast_ok","in_reply_to":1}}"#;
+        assert_eq!(net.send_line(late), Ok(()));
+        // The worker's next operation opens c1 and closes c0.
+        worker.invoke(&ctx, Op::Read, false);
+        let answer = async {
+            let read: Value = serde_json::from_str(&n0.recv().await.unwrap().line).unwrap();
+            assert_eq!(read["src"], "c1");
+            assert_eq!(
+                net.send_line(late),
+                Err(Rejection::UnknownDest("c0".into()))
+            );
+            let reply = r#"{"src":"n0","dest":"c1","body":{"type":"read_ok","in_reply_to":1,"messages":[]}}"#;
+            net.send_line(reply).unwrap();
+        };
+        tokio::join!(worker.complete(&ctx, Op::Read, false), answer);
+        let (history, _) = ctx.recorder.finish();
+        let kinds: Vec<EventType> = history.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventType::Invoke,
+                EventType::Info,
+                EventType::Invoke,
+                EventType::Ok
+            ]
+        );
+        net.shutdown();
+    }
+
     #[test]
     fn final_reads_go_in_a_seeded_random_order() {
         // The fixed worker order always read nodes[(c-1) mod n] last; the
