@@ -365,48 +365,77 @@ impl MessageFaults {
     }
 }
 
-/// A kill, restart, pause or resume, read back from the history's nemesis
-/// completions (`{"n3" :killed}` and the like).
+/// A fault event read back from the history's nemesis completions: a node
+/// `killed`, `restarted`, `paused` or `resumed` (`{"n3" :killed}` and the
+/// like; the subject is the node), a partition started (`partitioned`, the
+/// subject is its spec) or `healed` (the subject is `network`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct NodeFault {
+pub struct FaultEvent {
     pub time_ns: u64,
-    /// `killed`, `restarted`, `paused` or `resumed`.
     pub what: String,
-    pub node: String,
+    pub subject: String,
 }
 
-/// Every node fault in the history, in order.
-pub fn node_faults(history: &[Event]) -> Vec<NodeFault> {
+/// Every fault event in the history, in order. A final `stop-partition`
+/// with no partition active heals nothing and is left out.
+pub fn fault_events(history: &[Event]) -> Vec<FaultEvent> {
     let mut out = Vec::new();
+    let mut partition_spec: Option<String> = None;
+    let mut partitioned = false;
     for event in history.iter().filter(|e| e.process == Process::Nemesis) {
-        let Value::Object(map) = &event.value else {
-            continue;
+        let mut push = |what: &str, subject: &str| {
+            out.push(FaultEvent {
+                time_ns: event.time_ns,
+                what: what.to_string(),
+                subject: subject.to_string(),
+            })
         };
-        for (node, what) in map {
-            if let Some(what) = what.as_str() {
-                out.push(NodeFault {
-                    time_ns: event.time_ns,
-                    what: what.to_string(),
-                    node: node.clone(),
-                });
+        match (event.f.as_str(), &event.value) {
+            ("start-partition", Value::String(spec)) => partition_spec = Some(spec.clone()),
+            ("start-partition", Value::Array(_)) => {
+                push("partitioned", partition_spec.as_deref().unwrap_or(""));
+                partitioned = true;
             }
+            ("stop-partition", Value::String(_)) if partitioned => {
+                push("healed", "network");
+                partitioned = false;
+            }
+            (_, Value::Object(map)) => {
+                for (node, what) in map {
+                    if let Some(what) = what.as_str() {
+                        push(what, node);
+                    }
+                }
+            }
+            _ => {}
         }
     }
     out
 }
 
-/// `:harness :faults`: each node fault with its time, and each message
-/// fault's count and counts by second.
-pub fn faults_edn(node_faults: &[NodeFault], messages: &MessageFaults) -> Edn {
+/// `:harness :faults`: each fault event with its time (nodes by `:node`,
+/// partitions by `:spec`), and each message fault's count and counts by
+/// second.
+pub fn faults_edn(events: &[FaultEvent], messages: &MessageFaults) -> Edn {
     let mut entries = Vec::new();
-    for what in ["killed", "restarted", "paused", "resumed"] {
-        let events = node_faults.iter().filter(|f| f.what == what).map(|f| {
-            Edn::kw_map([
-                ("node", Edn::str(&f.node)),
-                ("time", Edn::Int(i128::from(f.time_ns))),
-            ])
+    let kinds = [
+        ("killed", "node"),
+        ("restarted", "node"),
+        ("paused", "node"),
+        ("resumed", "node"),
+        ("partitioned", "spec"),
+        ("healed", ""),
+    ];
+    for (what, subject_key) in kinds {
+        let listed = events.iter().filter(|f| f.what == what).map(|f| {
+            let mut entry = Vec::new();
+            if !subject_key.is_empty() {
+                entry.push((subject_key, Edn::str(&f.subject)));
+            }
+            entry.push(("time", Edn::Int(i128::from(f.time_ns))));
+            Edn::kw_map(entry)
         });
-        entries.push((what, Edn::Vector(events.collect())));
+        entries.push((what, Edn::Vector(listed.collect())));
     }
     for fault in MESSAGE_FAULTS {
         let per_second = messages
@@ -424,19 +453,26 @@ pub fn faults_edn(node_faults: &[NodeFault], messages: &MessageFaults) -> Edn {
     Edn::kw_map(entries)
 }
 
-/// The console lines about faults: node faults with their times (the
+/// The console lines about faults: fault events with their times (the
 /// first 12), and message counts; nothing when there were none.
-pub fn summary_lines(node_faults: &[NodeFault], messages: &MessageFaults) -> Vec<String> {
+pub fn summary_lines(events: &[FaultEvent], messages: &MessageFaults) -> Vec<String> {
     const SHOWN: usize = 12;
     let mut lines = Vec::new();
-    if !node_faults.is_empty() {
-        let mut shown: Vec<String> = node_faults
+    if !events.is_empty() {
+        let mut shown: Vec<String> = events
             .iter()
             .take(SHOWN)
-            .map(|f| format!("{} {} at {:.1} s", f.node, f.what, f.time_ns as f64 / 1e9))
+            .map(|f| {
+                format!(
+                    "{} {} at {:.1} s",
+                    f.subject,
+                    f.what,
+                    f.time_ns as f64 / 1e9
+                )
+            })
             .collect();
-        if node_faults.len() > SHOWN {
-            shown.push(format!("... ({} more)", node_faults.len() - SHOWN));
+        if events.len() > SHOWN {
+            shown.push(format!("... ({} more)", events.len() - SHOWN));
         }
         lines.push(format!("faults              {}", shown.join(", ")));
     }
@@ -533,52 +569,67 @@ mod tests {
     }
 
     #[test]
-    fn node_faults_come_from_nemesis_completions() {
-        let nem = |i, value| {
+    fn fault_events_come_from_nemesis_completions() {
+        let nem = |i, f, value| {
             Event::new(
                 i,
                 i * 1_000_000_000,
                 EventType::Info,
                 Process::Nemesis,
-                "x",
+                f,
                 value,
             )
         };
         let history = vec![
-            nem(0, json!("one")),
-            nem(1, json!({"n3": "killed"})),
-            nem(2, json!("all")),
-            nem(3, json!({"n3": "restarted"})),
-            nem(4, json!(["isolated", {"n0": ["n1"]}])),
+            nem(0, "start-kill", json!("one")),
+            nem(1, "start-kill", json!({"n3": "killed"})),
+            nem(2, "stop-kill", json!("all")),
+            nem(3, "stop-kill", json!({"n3": "restarted"})),
+            nem(4, "start-partition", json!("majority")),
+            nem(5, "start-partition", json!(["isolated", {"n0": ["n1"]}])),
+            nem(6, "stop-partition", Value::Null),
+            nem(7, "stop-partition", json!("network-healed")),
+            // The final stop with nothing active heals nothing.
+            nem(8, "stop-partition", Value::Null),
+            nem(9, "stop-partition", json!("network-healed")),
             Event::new(
-                5,
-                5,
+                10,
+                10,
                 EventType::Ok,
                 Process::Client(0),
                 "read",
                 json!({"n9": "killed"}),
             ),
         ];
-        let faults = node_faults(&history);
-        let seen: Vec<(&str, &str, u64)> = faults
+        let events = fault_events(&history);
+        let seen: Vec<(&str, &str, u64)> = events
             .iter()
-            .map(|f| (f.node.as_str(), f.what.as_str(), f.time_ns))
+            .map(|f| {
+                (
+                    f.subject.as_str(),
+                    f.what.as_str(),
+                    f.time_ns / 1_000_000_000,
+                )
+            })
             .collect();
         assert_eq!(
             seen,
             [
-                ("n3", "killed", 1_000_000_000),
-                ("n3", "restarted", 3_000_000_000)
+                ("n3", "killed", 1),
+                ("n3", "restarted", 3),
+                ("majority", "partitioned", 5),
+                ("network", "healed", 7)
             ]
         );
-        let edn = faults_edn(&faults, &MessageFaults::default()).to_string();
+        let edn = faults_edn(&events, &MessageFaults::default()).to_string();
         assert!(edn.starts_with(
-            "{:killed [{:node \"n3\", :time 1000000000}], :restarted [{:node \"n3\", :time 3000000000}], :paused [], :resumed []"
-        ));
-        let lines = summary_lines(&faults, &MessageFaults::default());
+            "{:killed [{:node \"n3\", :time 1000000000}], :restarted [{:node \"n3\", :time 3000000000}], :paused [], :resumed [], \
+             :partitioned [{:spec \"majority\", :time 5000000000}], :healed [{:time 7000000000}]"
+        ), "{edn}");
+        let lines = summary_lines(&events, &MessageFaults::default());
         assert_eq!(
             lines,
-            ["faults              n3 killed at 1.0 s, n3 restarted at 3.0 s"]
+            ["faults              n3 killed at 1.0 s, n3 restarted at 3.0 s, majority partitioned at 5.0 s, network healed at 7.0 s"]
         );
     }
 }

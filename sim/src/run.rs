@@ -149,10 +149,10 @@ pub async fn run(config: &TestConfig) -> i32 {
         return abort(&logger, &report);
     }
 
-    let node_faults = faults::node_faults(&history);
+    let fault_events = faults::fault_events(&history);
     let mut sections = vec![(
         "faults".to_string(),
-        faults::faults_edn(&node_faults, &net_report.faults),
+        faults::faults_edn(&fault_events, &net_report.faults),
     )];
     if config.bad_output == BadOutput::Lenient && bad_lines.get() > 0 {
         let dropped = Edn::Int(i128::from(bad_lines.get()));
@@ -217,7 +217,7 @@ pub async fn run(config: &TestConfig) -> i32 {
     write_file(&logger, &run_dir.join("results.json"), &json);
     logger.info(&format!("Results:\n{}", results.to_edn()));
     logger.flush();
-    let fault_lines = faults::summary_lines(&node_faults, &net_report.faults);
+    let fault_lines = faults::summary_lines(&fault_events, &net_report.faults);
     print!("{}", summary(config, &results, &run_dir, &fault_lines));
     match results.valid() {
         Validity::True => EXIT_VALID,

@@ -378,6 +378,15 @@ fn flood_under_partitions_loses_values() {
         u64_at(&r, &["harness", "faults", "dropped-by-partitions", "count"]),
         servers_undelivered
     );
+    let starts = run
+        .history()
+        .iter()
+        .filter(|op| op.f() == "start-partition" && matches!(op.value(), Edn::Vector(_)))
+        .count();
+    assert!(starts > 0);
+    let partitioned = r["harness"]["faults"]["partitioned"].as_array().unwrap();
+    assert_eq!(partitioned.len(), starts);
+    assert!(run.stdout().contains("partitioned at"), "{}", run.stdout());
     let timeline = std::fs::read_to_string(run.dir().join("timeline.html")).unwrap();
     assert!(timeline.contains(">:nemesis</div>"));
     let _ = std::fs::remove_dir_all(&run.store);
