@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use super::checker::AvailabilityReq;
+use super::faults::FaultKind;
 use super::network::{Latency, LatencyDist};
 use super::process::BadOutput;
 use super::topology::TOPOLOGY_NAMES;
@@ -68,7 +69,9 @@ pub struct TestArgs {
     /// Topology sent to the nodes: grid, line, total, tree, tree2, tree3 or tree4.
     #[arg(long, default_value = "grid")]
     pub topology: String,
-    /// Faults to inject (comma-separated); only `partition`.
+    /// Faults to inject (comma-separated): `partition`; [extension] `kill`
+    /// (SIGKILL a node, restart it) and `pause` (SIGSTOP, SIGCONT), alone or
+    /// combined on one schedule.
     #[arg(long, value_delimiter = ',', value_name = "FAULTS")]
     pub nemesis: Vec<String>,
     /// Mean seconds between nemesis operations.
@@ -80,20 +83,23 @@ pub struct TestArgs {
     /// Echo node stderr into the log and console.
     #[arg(long)]
     pub log_stderr: bool,
-    /// [extension] Seed for workload, network and nemesis randomness.
+    /// [extension] Seed for workload, network, nemesis and final-read
+    /// randomness.
     #[arg(long, value_name = "K")]
     pub seed: Option<u64>,
-    /// [extension] Probability that any message is lost at send.
+    /// [extension] Probability that a message is lost at send (client
+    /// messages too, unless --p-loss-clients exempt).
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub p_loss: f64,
     /// [extension] How a free worker is picked for the next operation:
     /// round-robin (Jepsen 0.3.x) or random (older Jepsen).
     #[arg(long, value_enum, default_value_t = ThreadPick::RoundRobin)]
     pub thread_pick: ThreadPick,
-    /// [extension] A node stdout line that is not a valid message: `lenient`
-    /// drops that line (with a warning, counted in the results); `maelstrom`
-    /// ignores all later output of that node, as Maelstrom does.
-    #[arg(long, value_enum, default_value_t = BadOutput::Lenient)]
+    /// [extension] A node stdout line that is not a valid message:
+    /// `maelstrom` (default) ignores all later output of that node, as
+    /// Maelstrom does; `lenient` drops only that line (with a warning; the
+    /// results and summary say so).
+    #[arg(long, value_enum, default_value_t = BadOutput::Maelstrom)]
     pub bad_output: BadOutput,
     /// [extension] Flag any element that one read returns more than once
     /// (Jepsen's duplicate check never fires; spec 3.5).
@@ -102,9 +108,30 @@ pub struct TestArgs {
     /// [extension] Directory holding the store.
     #[arg(long, default_value = "store", value_name = "DIR")]
     pub store: PathBuf,
+    /// [extension] Whether --p-loss also loses client requests and replies
+    /// (`included`, the default, as Maelstrom's network would) or only
+    /// inter-node messages (`exempt`, what a stress run of a node wants).
+    #[arg(long, value_enum, default_value_t = LossClients::Included)]
+    pub p_loss_clients: LossClients,
+    /// [extension] Probability that an inter-node message is delivered
+    /// twice (a second copy with its own latency draw).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub p_dup: f64,
+    /// [extension] Mean (ms) of an exponential extra wait of every delivery
+    /// to a node, on its receiver loop (head-of-line kept): late deliveries
+    /// as from a loaded JVM.
+    #[arg(long, default_value_t = 0.0, value_name = "J")]
+    pub delivery_jitter_ms: f64,
     /// Arguments for the node binary (after `--`).
     #[arg(last = true, value_name = "NODE ARGS")]
     pub node_args: Vec<String>,
+}
+
+/// `--p-loss-clients`: whether the loss coin is flipped for client messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LossClients {
+    Included,
+    Exempt,
 }
 
 /// A validated test configuration.
@@ -118,7 +145,9 @@ pub struct TestConfig {
     pub concurrency: usize,
     pub latency: Latency,
     pub topology: String,
-    pub nemesis_interval: Option<Duration>,
+    /// The faults of `--nemesis`; empty: no nemesis.
+    pub faults: Vec<FaultKind>,
+    pub nemesis_interval: Duration,
     pub availability: Option<AvailabilityReq>,
     pub log_stderr: bool,
     pub seed: u64,
@@ -127,6 +156,9 @@ pub struct TestConfig {
     pub bad_output: BadOutput,
     pub strict_duplicates: bool,
     pub store: PathBuf,
+    pub p_loss_clients: LossClients,
+    pub p_dup: f64,
+    pub delivery_jitter_ms: f64,
 }
 
 /// `--concurrency`: `5` or `2n` (times the node count).
@@ -200,8 +232,17 @@ impl TestArgs {
                 TOPOLOGY_NAMES.join(", ")
             ));
         }
-        if let Some(bad) = self.nemesis.iter().find(|f| f.as_str() != "partition") {
-            return Err(format!("--nemesis {bad:?}: the only fault is `partition`"));
+        let mut faults = Vec::new();
+        for name in &self.nemesis {
+            match FaultKind::parse(name) {
+                Some(kind) if !faults.contains(&kind) => faults.push(kind),
+                Some(_) => {}
+                None => {
+                    return Err(format!(
+                        "--nemesis {name:?}: expected partition, kill or pause (comma-separated)"
+                    ))
+                }
+            }
         }
         if !(self.nemesis_interval.is_finite() && self.nemesis_interval > 0.0) {
             return Err(format!(
@@ -220,6 +261,18 @@ impl TestArgs {
                 self.p_loss
             ));
         }
+        if !(0.0..=1.0).contains(&self.p_dup) {
+            return Err(format!(
+                "--p-dup {}: expected a probability in [0, 1]",
+                self.p_dup
+            ));
+        }
+        if !(self.delivery_jitter_ms.is_finite() && self.delivery_jitter_ms >= 0.0) {
+            return Err(format!(
+                "--delivery-jitter-ms {}: expected a number >= 0",
+                self.delivery_jitter_ms
+            ));
+        }
         Ok(TestConfig {
             bin,
             node_args: self.node_args,
@@ -229,8 +282,8 @@ impl TestArgs {
             concurrency,
             latency,
             topology: self.topology,
-            nemesis_interval: (!self.nemesis.is_empty())
-                .then(|| Duration::from_secs_f64(self.nemesis_interval)),
+            faults,
+            nemesis_interval: Duration::from_secs_f64(self.nemesis_interval),
             availability,
             log_stderr: self.log_stderr,
             seed: self.seed.unwrap_or_else(rand::random),
@@ -239,6 +292,9 @@ impl TestArgs {
             bad_output: self.bad_output,
             strict_duplicates: self.strict_duplicates,
             store: self.store,
+            p_loss_clients: self.p_loss_clients,
+            p_dup: self.p_dup,
+            delivery_jitter_ms: self.delivery_jitter_ms,
         })
     }
 }
@@ -319,11 +375,16 @@ mod tests {
         assert_eq!(c.concurrency, 5);
         assert_eq!(c.latency, Latency::new(0, LatencyDist::Constant).unwrap());
         assert_eq!(c.topology, "grid");
-        assert!(c.nemesis_interval.is_none());
+        assert!(c.faults.is_empty());
+        assert_eq!(c.nemesis_interval, Duration::from_secs(10));
         assert!(c.availability.is_none());
         assert_eq!(c.thread_pick, ThreadPick::RoundRobin);
-        assert_eq!(c.bad_output, BadOutput::Lenient);
+        // Never kinder than Maelstrom by default (spec 11.1).
+        assert_eq!(c.bad_output, BadOutput::Maelstrom);
         assert_eq!(c.p_loss, 0.0);
+        assert_eq!(c.p_loss_clients, LossClients::Included);
+        assert_eq!(c.p_dup, 0.0);
+        assert_eq!(c.delivery_jitter_ms, 0.0);
         assert!(!c.strict_duplicates);
     }
 
@@ -339,10 +400,38 @@ mod tests {
         ]);
         assert_eq!(c.nodes, ["n0", "n1", "n2"]);
         assert_eq!(c.concurrency, 6);
-        assert_eq!(c.nemesis_interval, Some(Duration::from_secs(10)));
+        assert_eq!(c.faults, [FaultKind::Partition]);
         let d = config(&["--nodes", "a,b", "-n", "x", "--concurrency", "4"]);
         assert_eq!(d.nodes, ["x", "a", "b"]);
         assert_eq!(d.concurrency, 4);
+    }
+
+    #[test]
+    fn stress_extensions() {
+        let c = config(&[
+            "--nemesis",
+            "pause,partition",
+            "--nemesis",
+            "kill,pause",
+            "--nemesis-interval",
+            "0.5",
+            "--p-dup",
+            "0.1",
+            "--p-loss",
+            "0.2",
+            "--p-loss-clients",
+            "exempt",
+            "--delivery-jitter-ms",
+            "2.5",
+        ]);
+        assert_eq!(
+            c.faults,
+            [FaultKind::Pause, FaultKind::Partition, FaultKind::Kill]
+        );
+        assert_eq!(c.nemesis_interval, Duration::from_millis(500));
+        assert_eq!((c.p_dup, c.p_loss), (0.1, 0.2));
+        assert_eq!(c.p_loss_clients, LossClients::Exempt);
+        assert_eq!(c.delivery_jitter_ms, 2.5);
     }
 
     #[test]
@@ -369,7 +458,10 @@ mod tests {
         ])
         .contains("--rate"));
         assert!(bad(&["--topology", "ring"]).contains("expected one of"));
-        assert!(bad(&["--nemesis", "kill"]).contains("partition"));
+        assert!(bad(&["--nemesis", "clock"]).contains("partition, kill or pause"));
+        assert!(bad(&["--p-dup", "1.5"]).contains("p-dup"));
+        assert!(bad(&["--delivery-jitter-ms=-1"]).contains("jitter"));
+        assert!(bad(&["--p-loss-clients", "some"]).contains("some"));
         assert!(bad(&["--nemesis-interval", "0"]).contains("positive"));
         assert!(bad(&["--availability", "1.5"]).contains("availability"));
         assert!(bad(&["--concurrency", "xn"]).contains("concurrency"));
@@ -400,16 +492,21 @@ mod tests {
             panic!()
         };
         for ext in [
+            "--nemesis ",
             "--seed",
-            "--p-loss",
+            "--p-loss ",
             "--thread-pick",
             "--bad-output",
+            "--strict-duplicates",
             "--store",
+            "--p-loss-clients",
+            "--p-dup",
+            "--delivery-jitter-ms",
         ] {
             let line = help
                 .lines()
                 .find(|l| l.trim_start().starts_with(ext))
-                .unwrap();
+                .unwrap_or_else(|| panic!("{ext} not in --help"));
             let pos = help.find(line).unwrap();
             assert!(
                 help[pos..]
@@ -419,6 +516,7 @@ mod tests {
                 "{ext}"
             );
         }
+        assert!(help.contains("`included`, the default"), "{help}");
     }
 
     #[test]

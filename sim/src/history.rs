@@ -156,9 +156,10 @@ fn keyword_or_string(name: &str) -> Edn {
 }
 
 /// Nemesis values are stored as JSON: `"majority"`, `"network-healed"`,
-/// `null`, or `["isolated", {dest: [srcs]}]`. Strings become keywords, and
-/// the arrays inside the grudge map become sets:
-/// `[:isolated {"n3" #{"n0" "n1"}}]`.
+/// `null`, `["isolated", {dest: [srcs]}]`, or `{node: "killed"}` for the
+/// kill and pause nemeses. Strings become keywords, and the arrays inside
+/// the grudge map become sets: `[:isolated {"n3" #{"n0" "n1"}}]`,
+/// `{"n3" :killed}`.
 fn nemesis_value_to_edn(value: &Value) -> Edn {
     match value {
         Value::String(s) => keyword_or_string(s),
@@ -168,7 +169,7 @@ fn nemesis_value_to_edn(value: &Value) -> Edn {
                 .map(|(dest, srcs)| {
                     let srcs = match srcs {
                         Value::Array(srcs) => Edn::Set(srcs.iter().map(Edn::from_json).collect()),
-                        other => Edn::from_json(other),
+                        other => nemesis_value_to_edn(other),
                     };
                     (Edn::str(dest), srcs)
                 })
@@ -308,6 +309,29 @@ mod tests {
                 r#"{:type :info, :f :read, :value nil, :process 3, :time 6000, :index 6, :error "indeterminate: \"bad\"\nreply"}"#,
                 r#"{:type :fail, :f :broadcast, :value 8, :process 2, :time 7000, :index 7, :error [:not-supported "no"]}"#,
             ]
+        );
+    }
+
+    #[test]
+    fn kill_and_pause_values_name_their_nodes() {
+        let killed = event(
+            0,
+            EventType::Info,
+            Process::Nemesis,
+            "start-kill",
+            json!({"n3": "killed"}),
+        );
+        let invoked = event(
+            1,
+            EventType::Info,
+            Process::Nemesis,
+            "stop-pause",
+            json!("all"),
+        );
+        assert_eq!(
+            to_edn_lines(&[killed, invoked]),
+            "{:type :info, :f :start-kill, :value {\"n3\" :killed}, :process :nemesis, :time 0, :index 0}\n\
+             {:type :info, :f :stop-pause, :value :all, :process :nemesis, :time 1000, :index 1}\n"
         );
     }
 

@@ -6,10 +6,15 @@
 //! * [`cli`]: the command line and its validation into a test config.
 //! * [`output`]: the store directory, timestamps, symlinks, jepsen.log.
 //! * [`network`]: the simulated network: envelopes, latency, per-node
-//!   deadline queues, partitions, journal, delivery lateness.
+//!   deadline queues, partitions, journal; the stress extensions' down
+//!   nodes, duplicates, jitter and client-exempt loss.
+//! * [`lateness`]: the harness's own lateness, end to end, by stage, and
+//!   the bound over which a run is flagged.
 //! * [`process`]: node processes, their stdin/stdout/stderr pumps, kills.
 //! * [`workload`]: clients, reply validation, worker pick, the generator.
 //! * [`run`]: one test from setup to exit code.
+//! * [`faults`]: the nemesis driver (partition, kill, pause on one
+//!   schedule) and the record of every fault.
 //! * [`history`]: operations and history events (the checker's input).
 //! * [`topology`]: Maelstrom's topology builders (grid, line, total, trees).
 //! * [`nemesis`]: partition specs and grudges (pure; randomness injected).
@@ -25,7 +30,9 @@
 pub mod checker;
 pub mod cli;
 pub mod edn;
+pub mod faults;
 pub mod history;
+pub mod lateness;
 pub mod nemesis;
 pub mod netstats;
 pub mod network;

@@ -2,6 +2,9 @@
 //! message ids, latency draws, one deadline-ordered queue per node with
 //! Maelstrom's pop-then-check-partition-then-sleep-then-deliver loop,
 //! partitions, the message journal and the harness's own delivery lateness.
+//! Stress extensions (spec 11.2): nodes that are down or restarting (kill
+//! nemesis), pause epochs, duplicated messages, delivery jitter, and loss
+//! that may exempt clients; every message a fault costs is counted.
 //!
 //! All node queues are served by one dedicated timing thread instead of one
 //! task per node: it keeps, per node, exactly the state a Maelstrom receiver
@@ -11,6 +14,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -22,6 +26,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use super::faults::{MessageFault, MessageFaults};
+use super::lateness::{LatenessLog, Stage};
 use super::nemesis::Grudge;
 use super::netstats::{JournalKind, NetStats};
 use super::visual::MessageLog;
@@ -168,21 +174,36 @@ pub fn parse_node_line(line: &str) -> Result<NodeOutput, Rejection> {
     })
 }
 
-/// The line written to a node's stdin: key order `id, src, dest, body`.
+/// The line written to a node's stdin: key order `id, src, dest, body`,
+/// and its newline.
 fn wire_line(id: u64, src: &str, dest: &str, body: &str) -> String {
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
     format!(
-        "{{\"id\":{id},\"src\":{},\"dest\":{},\"body\":{body}}}",
+        "{{\"id\":{id},\"src\":{},\"dest\":{},\"body\":{body}}}\n",
         quote(src),
         quote(dest)
     )
 }
 
-/// A message handed to a Maelstrom client.
+/// A message handed to a Maelstrom client; its receipt is journaled when
+/// the client takes it ([`Network::journal_client_recv`]).
 #[derive(Debug, Clone)]
 pub struct ClientMessage {
+    pub id: u64,
     pub src: String,
+    pub dest: String,
     pub body: Value,
+}
+
+/// A line on its way to a node's stdin (newline included), with the
+/// instant the network meant it to arrive and the node's pause epoch then,
+/// so that the stdin writer can measure end-to-end lateness.
+#[derive(Debug)]
+pub struct Delivery {
+    pub line: String,
+    pub intended: Instant,
+    pub stage: Stage,
+    pub epoch: u64,
 }
 
 /// Network parameters.
@@ -190,6 +211,14 @@ pub struct ClientMessage {
 pub struct NetConfig {
     pub latency: Latency,
     pub p_loss: f64,
+    /// `--p-loss-clients exempt`: the loss coin is flipped for inter-node
+    /// messages only.
+    pub loss_exempts_clients: bool,
+    /// `--p-dup`: probability that an inter-node message is queued twice.
+    pub p_dup: f64,
+    /// `--delivery-jitter-ms`: mean of the exponential extra wait of every
+    /// delivery to a node (0: none).
+    pub jitter_ms: f64,
     pub seed: u64,
 }
 
@@ -197,13 +226,23 @@ pub struct NetConfig {
 #[derive(Debug, Default)]
 pub struct NetReport {
     pub stats: NetStats,
-    /// How late each timer-driven node delivery was against its scheduled
-    /// instant, in µs.
-    pub lateness_us: Vec<u32>,
     /// Whether deliveries were timed by a real-time-scheduled thread.
     pub realtime: bool,
     /// The first messages of the journal, for messages.svg.
     pub messages: MessageLog,
+    /// Messages duplicated or lost to faults, by second of test time.
+    pub faults: MessageFaults,
+}
+
+/// Whether a node's process can take deliveries (kill nemesis, spec 11.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NodeState {
+    Up,
+    /// Killed: everything dequeued for it is dropped.
+    Down,
+    /// Restarted and not yet through `topology_ok`: only these clients
+    /// (the restart's init and topology clients) reach it.
+    Restarting(Vec<String>),
 }
 
 /// One envelope waiting in a node's queue.
@@ -215,11 +254,16 @@ struct Queued {
     line: String,
 }
 
-/// A node's receiver: its queue, and the envelope its loop is sleeping on.
+/// A node's receiver: its queue, the envelope its loop is sleeping on, its
+/// process's stdin, whether that process is up, and its pause epoch (odd
+/// while paused), which the stdin writer compares to skip lateness samples
+/// that a pause caused.
 struct NodeQueue {
     heap: BinaryHeap<Reverse<Queued>>,
     sleeping: Option<(Instant, Queued)>,
-    stdin: UnboundedSender<String>,
+    stdin: UnboundedSender<Delivery>,
+    state: NodeState,
+    pause_epoch: Arc<AtomicU64>,
 }
 
 enum Endpoint {
@@ -237,9 +281,9 @@ struct NetState {
     journal: Option<NetStats>,
     /// Open and closed together with `journal`.
     messages: Option<MessageLog>,
-    lateness_us: Vec<u32>,
-    latency: Latency,
-    p_loss: f64,
+    faults: MessageFaults,
+    config: NetConfig,
+    jitter: Option<Exp<f64>>,
     rng: StdRng,
     shutdown: bool,
     /// Whether the timing thread got real-time scheduling.
@@ -249,6 +293,7 @@ struct NetState {
 struct Shared {
     state: Mutex<NetState>,
     timer_changed: Condvar,
+    lateness: Arc<LatenessLog>,
 }
 
 /// Handle to the network; cheap to clone.
@@ -289,21 +334,33 @@ impl NetState {
     }
 
     /// The receiver loop of node `n`, run until it sleeps or its queue is
-    /// empty: pop the earliest envelope, drop it if `n` refuses its source,
-    /// deliver it if it is due, otherwise sleep on it.
+    /// empty: pop the earliest envelope, drop it if `n` is down (or
+    /// restarting and the source is not one of its setup clients) or
+    /// refuses its source, deliver it if it is due (jitter included),
+    /// otherwise sleep on it.
     fn advance(&mut self, n: usize, now: Instant) -> Option<Instant> {
         loop {
             let Reverse(q) = self.nodes[n].1.heap.pop()?;
+            let reachable = match &self.nodes[n].1.state {
+                NodeState::Up => true,
+                NodeState::Down => false,
+                NodeState::Restarting(allowed) => allowed.contains(&q.src),
+            };
+            if !reachable {
+                self.faults.count(MessageFault::LostToDownNode, now);
+                continue;
+            }
             let refused = self
                 .grudge
                 .get(&self.nodes[n].0)
                 .is_some_and(|srcs| srcs.contains(&q.src));
             if refused {
+                self.faults.count(MessageFault::DroppedByPartition, now);
                 continue;
             }
-            let wake = scheduled_delivery(q.deadline, now);
+            let wake = scheduled_delivery(q.deadline, now) + self.jitter_draw();
             if wake <= now {
-                self.deliver(n, q, None);
+                self.deliver(n, q, now);
                 continue;
             }
             self.nodes[n].1.sleeping = Some((wake, q));
@@ -312,32 +369,59 @@ impl NetState {
         }
     }
 
-    /// Hands an envelope to node `n`. `lateness` is how long after its
-    /// scheduled instant a timer-driven delivery happened; deliveries that
-    /// were already due when popped involve no timer and are not measured.
-    fn deliver(&mut self, n: usize, q: Queued, lateness: Option<Duration>) {
-        if let Some(late) = lateness {
-            self.lateness_us
-                .push(late.as_micros().min(u32::MAX as u128) as u32);
+    /// `--delivery-jitter-ms`: one exponential draw (zero when off).
+    fn jitter_draw(&mut self) -> Duration {
+        match self.jitter {
+            Some(exp) => Duration::from_secs_f64(exp.sample(&mut self.rng) / 1000.0),
+            None => Duration::ZERO,
         }
-        let dest = self.nodes[n].0.clone();
-        self.journal_recv(q.id, &q.src, &dest);
-        // A node that exited has no stdin reader left; Maelstrom's write
-        // fails silently the same way and the message counts as received.
-        let _ = self.nodes[n].1.stdin.send(q.line);
     }
 
-    /// Fires every timer due at `now`, running each woken loop on.
+    /// Hands an envelope to node `n`'s stdin writer, which measures how
+    /// late the line got into the pipe against `intended` (the wake-up
+    /// instant, or the pop for an envelope that was already due).
+    fn deliver(&mut self, n: usize, q: Queued, intended: Instant) {
+        let dest = self.nodes[n].0.clone();
+        self.journal_recv(q.id, &q.src, &dest);
+        let node = &self.nodes[n].1;
+        let delivery = Delivery {
+            stage: if is_client(&q.src) {
+                Stage::ClientRequests
+            } else {
+                Stage::NodeDeliveries
+            },
+            line: q.line,
+            intended,
+            epoch: node.pause_epoch.load(Ordering::Relaxed),
+        };
+        // A node that exited has no stdin reader left; Maelstrom's write
+        // fails silently the same way and the message counts as received.
+        let _ = node.stdin.send(delivery);
+    }
+
+    /// Fires every timer due at `now`, running each woken loop on. A timer
+    /// whose envelope a kill discarded finds nothing (or a later envelope
+    /// with its own timer) and does nothing.
     fn fire_due(&mut self, now: Instant) {
         while let Some(&Reverse((wake, n))) = self.timers.peek() {
             if wake > now {
                 break;
             }
             self.timers.pop();
-            if let Some((_, q)) = self.nodes[n].1.sleeping.take() {
-                self.deliver(n, q, Some(now - wake));
-                self.advance(n, now);
+            let sleeping = &mut self.nodes[n].1.sleeping;
+            if sleeping.as_ref().is_some_and(|(w, _)| *w == wake) {
+                if let Some((_, q)) = sleeping.take() {
+                    self.deliver(n, q, wake);
+                    self.advance(n, now);
+                }
             }
+        }
+    }
+
+    fn node_index(&self, id: &str) -> Option<usize> {
+        match self.endpoints.get(id) {
+            Some(Endpoint::Node(n)) => Some(*n),
+            _ => None,
         }
     }
 }
@@ -355,14 +439,17 @@ impl Network {
                 grudge: Grudge::new(),
                 journal: Some(NetStats::default()),
                 messages: Some(MessageLog::default()),
-                lateness_us: Vec::new(),
-                latency: config.latency,
-                p_loss: config.p_loss,
+                faults: MessageFaults::new(Instant::now()),
+                config,
+                jitter: (config.jitter_ms > 0.0)
+                    .then(|| Exp::new(1.0 / config.jitter_ms).ok())
+                    .flatten(),
                 rng: StdRng::seed_from_u64(config.seed),
                 shutdown: false,
                 realtime: false,
             }),
             timer_changed: Condvar::new(),
+            lateness: Arc::new(LatenessLog::default()),
         });
         let timing = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -379,7 +466,7 @@ impl Network {
     }
 
     /// Registers a server node; returns the lines to write to its stdin.
-    pub fn add_node(&self, id: &str) -> UnboundedReceiver<String> {
+    pub fn add_node(&self, id: &str) -> UnboundedReceiver<Delivery> {
         let (tx, rx) = unbounded_channel();
         let mut st = self.lock();
         let n = st.nodes.len();
@@ -389,10 +476,92 @@ impl Network {
                 heap: BinaryHeap::new(),
                 sleeping: None,
                 stdin: tx,
+                state: NodeState::Up,
+                pause_epoch: Arc::new(AtomicU64::new(0)),
             },
         ));
         st.endpoints.insert(id.to_string(), Endpoint::Node(n));
         rx
+    }
+
+    /// Where every stage of the harness records its lateness.
+    pub fn lateness(&self) -> Arc<LatenessLog> {
+        Arc::clone(&self.shared.lateness)
+    }
+
+    /// Node `id`'s pause epoch (odd while paused), for its stdin writer.
+    pub fn pause_epoch(&self, id: &str) -> Arc<AtomicU64> {
+        let st = self.lock();
+        match st.node_index(id) {
+            Some(n) => Arc::clone(&st.nodes[n].1.pause_epoch),
+            None => Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Test time 0: fault counts are kept by second from here (earlier
+    /// ones count in second 0).
+    pub fn set_time_zero(&self, t0: Instant) {
+        self.lock().faults.set_time_zero(t0);
+    }
+
+    /// Kill nemesis: node `id` is down. Its queue (and the envelope its
+    /// loop sleeps on) is discarded, and so is everything dequeued for it
+    /// until [`Network::restart_node`].
+    pub fn take_down(&self, id: &str) {
+        let mut st = self.lock();
+        let Some(n) = st.node_index(id) else { return };
+        let now = Instant::now();
+        let node = &mut st.nodes[n].1;
+        node.state = NodeState::Down;
+        let discarded = node.heap.len() + usize::from(node.sleeping.take().is_some());
+        node.heap.clear();
+        for _ in 0..discarded {
+            st.faults.count(MessageFault::LostToDownNode, now);
+        }
+    }
+
+    /// Node `id` restarts: a fresh stdin, and until [`Network::mark_up`]
+    /// only the clients in `setup_clients` reach it.
+    pub fn restart_node(
+        &self,
+        id: &str,
+        setup_clients: Vec<String>,
+    ) -> UnboundedReceiver<Delivery> {
+        let (tx, rx) = unbounded_channel();
+        let mut st = self.lock();
+        if let Some(n) = st.node_index(id) {
+            let node = &mut st.nodes[n].1;
+            node.stdin = tx;
+            node.state = NodeState::Restarting(setup_clients);
+        }
+        rx
+    }
+
+    /// Node `id` is up again (after a restart's `topology_ok`).
+    pub fn mark_up(&self, id: &str) {
+        let mut st = self.lock();
+        if let Some(n) = st.node_index(id) {
+            st.nodes[n].1.state = NodeState::Up;
+        }
+    }
+
+    /// Pause nemesis bookkeeping: deliveries go on (into the pipe), but a
+    /// line whose write spans a pause or resume is not a lateness sample.
+    pub fn set_paused(&self, id: &str, paused: bool) {
+        let st = self.lock();
+        if let Some(n) = st.node_index(id) {
+            let epoch = &st.nodes[n].1.pause_epoch;
+            let odd = epoch.load(Ordering::Relaxed) % 2 == 1;
+            if odd != paused {
+                epoch.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Journals a client's receipt of a message, when the client takes it
+    /// from its inbox (spec 11.1).
+    pub fn journal_client_recv(&self, msg: &ClientMessage) {
+        self.lock().journal_recv(msg.id, &msg.src, &msg.dest);
     }
 
     /// Registers a client; returns its inbox.
@@ -422,7 +591,8 @@ impl Network {
 
     /// Spec 4.1's send: id, endpoint check, latency draw, journal, loss,
     /// then enqueue (or hand straight to a client, which has no latency and
-    /// is never partitioned).
+    /// is never partitioned), with `--p-dup`'s second copy of an inter-node
+    /// message (its own latency draw; one send, two receives).
     fn send(&self, src: &str, dest: &str, body: &str) -> Result<(), Rejection> {
         let mut st = self.lock();
         let id = st.next_id;
@@ -438,34 +608,49 @@ impl Network {
             Endpoint::Client(tx) => Err(tx.clone()),
         };
         let now = Instant::now();
-        let latency_ms = if is_client(src) || is_client(dest) {
+        let involves_client = is_client(src) || is_client(dest);
+        let latency_ms = if involves_client {
             0
         } else {
-            let latency = st.latency;
+            let latency = st.config.latency;
             latency.draw_ms(&mut st.rng)
         };
         st.journal_send(id, src, dest, body, now);
-        if st.p_loss > 0.0 {
-            let p = st.p_loss;
-            if st.rng.random_bool(p) {
-                return Ok(());
-            }
+        let p_loss = st.config.p_loss;
+        let loss_applies = p_loss > 0.0 && !(involves_client && st.config.loss_exempts_clients);
+        if loss_applies && st.rng.random_bool(p_loss) {
+            st.faults.count(MessageFault::LostToLoss, now);
+            return Ok(());
         }
         match target {
             Err(client) => {
                 let body = serde_json::from_str(body).unwrap_or(Value::Null);
-                st.journal_recv(id, src, dest);
                 let _ = client.send(ClientMessage {
+                    id,
                     src: src.to_string(),
+                    dest: dest.to_string(),
                     body,
                 });
             }
             Ok(n) => {
+                let line = wire_line(id, src, dest, body);
+                let p_dup = st.config.p_dup;
+                if !involves_client && p_dup > 0.0 && st.rng.random_bool(p_dup) {
+                    let latency = st.config.latency;
+                    let copy = Queued {
+                        deadline: now + Duration::from_millis(latency.draw_ms(&mut st.rng)),
+                        id,
+                        src: src.to_string(),
+                        line: line.clone(),
+                    };
+                    st.nodes[n].1.heap.push(Reverse(copy));
+                    st.faults.count(MessageFault::Duplicated, now);
+                }
                 let queued = Queued {
                     deadline: now + Duration::from_millis(latency_ms),
                     id,
                     src: src.to_string(),
-                    line: wire_line(id, src, dest, body),
+                    line,
                 };
                 st.nodes[n].1.heap.push(Reverse(queued));
                 if st.nodes[n].1.sleeping.is_none() {
@@ -504,11 +689,12 @@ impl Network {
     /// network measured. Later calls return empty statistics.
     pub fn close_journal(&self) -> NetReport {
         let mut st = self.lock();
+        let t0 = st.faults.time_zero();
         NetReport {
             stats: st.journal.take().unwrap_or_default(),
-            lateness_us: std::mem::take(&mut st.lateness_us),
             realtime: st.realtime,
             messages: st.messages.take().unwrap_or_default(),
+            faults: std::mem::replace(&mut st.faults, MessageFaults::new(t0)),
         }
     }
 
@@ -641,7 +827,7 @@ mod tests {
     fn wire_line_orders_keys_id_src_dest_body() {
         assert_eq!(
             wire_line(9, "n0", "n\"1", r#"{"a":1}"#),
-            r#"{"id":9,"src":"n0","dest":"n\"1","body":{"a":1}}"#
+            "{\"id\":9,\"src\":\"n0\",\"dest\":\"n\\\"1\",\"body\":{\"a\":1}}\n"
         );
     }
 
@@ -655,21 +841,27 @@ mod tests {
         assert_eq!(scheduled_delivery(now, d(5)), d(5));
     }
 
-    fn collect_lines(rx: &mut UnboundedReceiver<String>) -> Vec<Value> {
+    fn collect_lines(rx: &mut UnboundedReceiver<Delivery>) -> Vec<Value> {
         let mut out = Vec::new();
-        while let Ok(line) = rx.try_recv() {
-            out.push(serde_json::from_str(&line).unwrap());
+        while let Ok(d) = rx.try_recv() {
+            out.push(serde_json::from_str(&d.line).unwrap());
         }
         out
     }
 
-    fn net(latency_ms: u64) -> Network {
-        Network::start(NetConfig {
+    fn config(latency_ms: u64) -> NetConfig {
+        NetConfig {
             latency: Latency::new(latency_ms, LatencyDist::Constant).unwrap(),
             p_loss: 0.0,
+            loss_exempts_clients: false,
+            p_dup: 0.0,
+            jitter_ms: 0.0,
             seed: 0,
-        })
-        .unwrap()
+        }
+    }
+
+    fn net(latency_ms: u64) -> Network {
+        Network::start(config(latency_ms)).unwrap()
     }
 
     #[test]
@@ -693,7 +885,11 @@ mod tests {
         assert_eq!(reply.src, "n0");
         assert_eq!(reply.body["type"], "read_ok");
         let report = net.close_journal();
-        assert!(report.lateness_us.is_empty(), "no timer was involved");
+        assert_eq!(
+            report.stats.summary(1).clients.recv_count,
+            1,
+            "not yet taken"
+        );
         net.shutdown();
     }
 
@@ -728,7 +924,7 @@ mod tests {
         net.send_line(r#"{"src":"n0","dest":"n1","body":{"v":1}}"#)
             .unwrap();
         assert!(collect_lines(&mut n1).is_empty());
-        let line = n1.blocking_recv().unwrap();
+        let line = n1.blocking_recv().unwrap().line;
         let waited = start.elapsed();
         // Truncation makes it 29 ms and a bit; never less than 29 ms.
         assert!(waited >= Duration::from_millis(29), "{waited:?}");
@@ -749,7 +945,7 @@ mod tests {
         net.partition(&grudge);
         net.send_line(r#"{"src":"n0","dest":"n1","body":{"k":2}}"#)
             .unwrap();
-        let first = n1.blocking_recv().unwrap();
+        let first = n1.blocking_recv().unwrap().line;
         assert!(first.contains(r#"{"k":1}"#));
         // The second was dequeued during the partition: dropped, not delayed.
         std::thread::sleep(Duration::from_millis(60));
@@ -757,7 +953,7 @@ mod tests {
         net.heal();
         net.send_line(r#"{"src":"n0","dest":"n1","body":{"k":3}}"#)
             .unwrap();
-        assert!(n1.blocking_recv().unwrap().contains(r#"{"k":3}"#));
+        assert!(n1.blocking_recv().unwrap().line.contains(r#"{"k":3}"#));
         let stats = net.close_journal().stats.summary(1);
         assert_eq!(stats.servers.send_count, 3);
         assert_eq!(stats.servers.recv_count, 2);
@@ -777,10 +973,189 @@ mod tests {
         net.send_body("c0", "n1", &serde_json::json!({"fast":1}))
             .unwrap();
         assert!(collect_lines(&mut n1).is_empty());
-        let a = n1.blocking_recv().unwrap();
-        let b = n1.blocking_recv().unwrap();
+        let a = n1.blocking_recv().unwrap().line;
+        let b = n1.blocking_recv().unwrap().line;
         assert!(start.elapsed() >= Duration::from_millis(39));
         assert!(a.contains("slow") && b.contains("fast"));
+        net.shutdown();
+    }
+
+    #[test]
+    fn a_client_receipt_is_journaled_when_the_client_takes_it() {
+        let net = net(0);
+        let _n0 = net.add_node("n0");
+        let mut c0 = net.add_client("c0");
+        net.send_line(r#"{"src":"n0","dest":"c0","body":{"type":"read_ok"}}"#)
+            .unwrap();
+        let recvs = |net: &Network| {
+            let mut st = net.lock();
+            let stats = st.journal.take().unwrap();
+            let n = stats.summary(1).clients.recv_count;
+            st.journal = Some(stats);
+            n
+        };
+        assert_eq!(recvs(&net), 0);
+        let msg = c0.try_recv().unwrap();
+        assert_eq!((msg.id, msg.dest.as_str()), (0, "c0"));
+        net.journal_client_recv(&msg);
+        assert_eq!(recvs(&net), 1);
+        net.shutdown();
+    }
+
+    #[test]
+    fn loss_can_exempt_clients() {
+        for exempt in [false, true] {
+            let net = Network::start(NetConfig {
+                p_loss: 1.0,
+                loss_exempts_clients: exempt,
+                ..config(0)
+            })
+            .unwrap();
+            let mut n0 = net.add_node("n0");
+            let _n1 = net.add_node("n1");
+            let _c0 = net.add_client("c0");
+            net.send_body("c0", "n0", &serde_json::json!({"type": "read"}))
+                .unwrap();
+            net.send_line(r#"{"src":"n1","dest":"n0","body":{}}"#)
+                .unwrap();
+            let got = collect_lines(&mut n0);
+            assert_eq!(got.len(), usize::from(exempt), "exempt {exempt}: {got:?}");
+            let report = net.close_journal();
+            assert_eq!(
+                report.faults.total(MessageFault::LostToLoss),
+                2 - u64::from(exempt)
+            );
+            assert_eq!(
+                report.stats.summary(1).all.send_count,
+                2,
+                "lost still counts as sent"
+            );
+            net.shutdown();
+        }
+    }
+
+    #[test]
+    fn a_duplicated_message_is_one_send_and_two_receives() {
+        let net = Network::start(NetConfig {
+            p_dup: 1.0,
+            ..config(0)
+        })
+        .unwrap();
+        let mut n0 = net.add_node("n0");
+        let _n1 = net.add_node("n1");
+        let mut c0 = net.add_client("c0");
+        net.send_line(r#"{"src":"n1","dest":"n0","body":{"v":1}}"#)
+            .unwrap();
+        net.send_body("c0", "n0", &serde_json::json!({"type": "read"}))
+            .unwrap();
+        net.send_line(r#"{"src":"n0","dest":"c0","body":{"type":"read_ok"}}"#)
+            .unwrap();
+        let got = collect_lines(&mut n0);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(
+            (&got[0], &got[1]),
+            (&got[1], &got[0]),
+            "the same envelope, same id"
+        );
+        assert_eq!(got[2]["src"], "c0", "clients never see duplicates");
+        assert!(c0.try_recv().is_ok() && c0.try_recv().is_err());
+        let report = net.close_journal();
+        let servers = report.stats.summary(1).servers;
+        assert_eq!(
+            (servers.send_count, servers.recv_count, servers.msg_count),
+            (1, 2, 1)
+        );
+        assert_eq!(report.faults.total(MessageFault::Duplicated), 1);
+        net.shutdown();
+    }
+
+    #[test]
+    fn a_down_node_loses_its_queue_and_a_restarting_one_hears_only_its_setup_clients() {
+        let net = net(30);
+        let mut n0 = net.add_node("n0");
+        let _n1 = net.add_node("n1");
+        let _c0 = net.add_client("c0");
+        let _c1 = net.add_client("c1");
+        net.send_line(r#"{"src":"n1","dest":"n0","body":{"queued":1}}"#)
+            .unwrap();
+        net.take_down("n0");
+        net.send_line(r#"{"src":"n1","dest":"n0","body":{"down":1}}"#)
+            .unwrap();
+        net.send_body("c0", "n0", &serde_json::json!({"down": 2}))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(collect_lines(&mut n0).is_empty());
+        let mut restarted = net.restart_node("n0", vec!["c1".into()]);
+        assert!(n0.blocking_recv().is_none(), "the old stdin is closed");
+        net.send_body("c0", "n0", &serde_json::json!({"other": 1}))
+            .unwrap();
+        net.send_body("c1", "n0", &serde_json::json!({"init": 1}))
+            .unwrap();
+        let got = collect_lines(&mut restarted);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["body"]["init"], 1);
+        net.mark_up("n0");
+        net.send_body("c0", "n0", &serde_json::json!({"up": 1}))
+            .unwrap();
+        assert_eq!(collect_lines(&mut restarted).len(), 1);
+        let report = net.close_journal();
+        // The queued and sleeping one, two while down, one while restarting.
+        assert_eq!(report.faults.total(MessageFault::LostToDownNode), 4);
+        net.shutdown();
+    }
+
+    #[test]
+    fn jitter_delays_every_delivery_in_order_with_an_exponential_wait() {
+        let mean_ms = 0.5;
+        let net = Network::start(NetConfig {
+            jitter_ms: mean_ms,
+            ..config(0)
+        })
+        .unwrap();
+        let mut n0 = net.add_node("n0");
+        let _n1 = net.add_node("n1");
+        let n = 400;
+        let start = Instant::now();
+        for k in 0..n {
+            net.send_line(&format!(r#"{{"src":"n1","dest":"n0","body":{{"k":{k}}}}}"#))
+                .unwrap();
+        }
+        let mut previous = start;
+        let mut gaps = Vec::new();
+        for k in 0..n {
+            let d = n0.blocking_recv().unwrap();
+            assert!(
+                d.line.contains(&format!(r#"{{"k":{k}}}"#)),
+                "head-of-line order"
+            );
+            assert!(Instant::now() >= d.intended, "never before its instant");
+            assert!(d.intended >= previous);
+            gaps.push(d.intended - previous);
+            previous = d.intended;
+        }
+        // Each delivery waits its own draw after the previous one was
+        // handed over (the envelopes were all due at once): a gap is a draw
+        // plus the timing thread's own lateness, so the mean is at least
+        // about J (the sample mean of 400 draws is within 5% of J at one
+        // standard deviation), and gaps vary as exponential draws do.
+        let ms: Vec<f64> = gaps.iter().map(|g| g.as_secs_f64() * 1000.0).collect();
+        let mean = ms.iter().sum::<f64>() / n as f64;
+        assert!(mean >= 0.8 * mean_ms, "mean gap {mean} ms");
+        let sd = (ms.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+        assert!(sd > 0.5 * mean, "gaps too regular: sd {sd}, mean {mean}");
+        net.shutdown();
+    }
+
+    #[test]
+    fn partition_drops_are_counted() {
+        let net = net(0);
+        let _n0 = net.add_node("n0");
+        let _n1 = net.add_node("n1");
+        net.partition(&[("n1".to_string(), ["n0".to_string()].into())].into());
+        net.send_line(r#"{"src":"n0","dest":"n1","body":{}}"#)
+            .unwrap();
+        let report = net.close_journal();
+        assert_eq!(report.faults.total(MessageFault::DroppedByPartition), 1);
         net.shutdown();
     }
 }

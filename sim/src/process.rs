@@ -2,26 +2,29 @@
 //! process group, feed its stdin from the network, route its stdout lines
 //! into the network, append its stderr to node-logs/<id>.log, keep the last
 //! 32 lines of each stream for crash reports, and kill the whole group at
-//! teardown or on any abnormal exit of the harness.
+//! teardown or on any abnormal exit of the harness. The kill and pause
+//! nemeses (spec 11.2) SIGKILL, restart, SIGSTOP and SIGCONT a node here.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinHandle;
 
-use super::network::Network;
+use super::lateness::{LatenessLog, Stage};
+use super::network::{Delivery, Network};
 use super::output::Logger;
 
 /// How many lines of each stream a crash report quotes.
 pub const TAIL_LINES: usize = 32;
 
-/// What to do with a stdout line the network refuses (spec 6).
+/// What to do with a stdout line the network refuses (spec 6, 11.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BadOutput {
     /// Drop only the offending line, warn loudly, count it.
@@ -29,6 +32,9 @@ pub enum BadOutput {
     /// Like Maelstrom: ignore everything the node writes from then on.
     Maelstrom,
 }
+
+/// How long a restart waits for the killed process to be reaped.
+const REAP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Process groups of nodes still alive, so that any exit path (including a
 /// signal) can kill them all.
@@ -90,6 +96,13 @@ pub struct NodeProcess {
     pub stdout_tail: Arc<Tail>,
     pub stderr_tail: Arc<Tail>,
     pub log_path: PathBuf,
+    /// What a restart runs again.
+    bin: PathBuf,
+    args: Vec<String>,
+    log_stderr: bool,
+    bad_output: BadOutput,
+    /// Ends once the process's stderr is closed and the log flushed.
+    stderr_pump: Option<JoinHandle<()>>,
 }
 
 /// Counts stdout lines the network refused, over all nodes.
@@ -120,43 +133,138 @@ impl NodeProcess {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        let mut child = cmd.spawn()?;
-        let pid = child.id().unwrap_or(0) as i32;
-        live_groups().insert(pid);
+        let child = cmd.spawn()?;
         let stdin_rx = net.add_node(spec.id);
-        let stdout_tail = Arc::new(Tail::default());
-        let stderr_tail = Arc::new(Tail::default());
-        if let Some(stdin) = child.stdin.take() {
-            tokio::spawn(pump_stdin(stdin, stdin_rx));
+        let mut node = NodeProcess {
+            id: spec.id.to_string(),
+            pgid: child.id().unwrap_or(0) as i32,
+            child,
+            stdout_tail: Arc::new(Tail::default()),
+            stderr_tail: Arc::new(Tail::default()),
+            log_path: spec.log_path,
+            bin: spec.bin.to_path_buf(),
+            args: spec.args.to_vec(),
+            log_stderr: spec.log_stderr,
+            bad_output: spec.bad_output,
+            stderr_pump: None,
+        };
+        node.start_pumps(log_file, stdin_rx, net, logger, bad_lines);
+        Ok(node)
+    }
+
+    /// Registers the process group and starts the three stream pumps.
+    fn start_pumps(
+        &mut self,
+        log_file: std::fs::File,
+        stdin_rx: UnboundedReceiver<Delivery>,
+        net: &Network,
+        logger: &Logger,
+        bad_lines: &Arc<BadLineCounter>,
+    ) {
+        live_groups().insert(self.pgid);
+        if let Some(stdin) = self.child.stdin.take() {
+            tokio::spawn(pump_stdin(
+                stdin,
+                stdin_rx,
+                net.pause_epoch(&self.id),
+                net.lateness(),
+            ));
         }
-        if let Some(stdout) = child.stdout.take() {
+        if let Some(stdout) = self.child.stdout.take() {
             tokio::spawn(pump_stdout(
-                spec.id.to_string(),
+                self.id.clone(),
                 stdout,
                 net.clone(),
-                Arc::clone(&stdout_tail),
+                Arc::clone(&self.stdout_tail),
                 logger.clone(),
-                spec.bad_output,
+                self.bad_output,
                 Arc::clone(bad_lines),
             ));
         }
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(pump_stderr(
-                spec.id.to_string(),
+        if let Some(stderr) = self.child.stderr.take() {
+            self.stderr_pump = Some(tokio::spawn(pump_stderr(
+                self.id.clone(),
                 stderr,
                 tokio::fs::File::from_std(log_file),
-                Arc::clone(&stderr_tail),
-                spec.log_stderr.then(|| logger.clone()),
-            ));
+                Arc::clone(&self.stderr_tail),
+                self.log_stderr.then(|| logger.clone()),
+            )));
         }
-        Ok(NodeProcess {
-            id: spec.id.to_string(),
-            child,
-            pgid: pid,
-            stdout_tail,
-            stderr_tail,
-            log_path: spec.log_path,
-        })
+    }
+
+    /// Kill nemesis: SIGKILLs the process group (the caller has taken the
+    /// node down in the network first). Output already written is still
+    /// read and routed.
+    pub fn sigkill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    /// Pause nemesis: SIGSTOP (`true`) or SIGCONT (`false`) the group.
+    pub fn set_stopped(&self, stopped: bool) {
+        self.signal(if stopped {
+            libc::SIGSTOP
+        } else {
+            libc::SIGCONT
+        });
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own node's process group; no memory-safety
+        // preconditions.
+        unsafe {
+            libc::kill(-self.pgid, signal);
+        }
+    }
+
+    /// Restarts a killed node (spec 11.2): waits up to 5 s for the old
+    /// process to be reaped and for its stderr to be written out, then runs
+    /// the same argv in the same cwd, appending its stderr to the same log
+    /// after a restart marker. `stdin_rx` is the node's fresh stdin from
+    /// [`Network::restart_node`]. The caller sends `init` and `topology`.
+    pub async fn restart(
+        &mut self,
+        stdin_rx: UnboundedReceiver<Delivery>,
+        net: &Network,
+        logger: &Logger,
+        bad_lines: &Arc<BadLineCounter>,
+    ) -> std::io::Result<()> {
+        let deadline = tokio::time::Instant::now() + REAP_TIMEOUT;
+        if tokio::time::timeout_at(deadline, self.child.wait())
+            .await
+            .is_err()
+        {
+            return Err(std::io::Error::other(format!(
+                "node {} was not reaped within 5 s of its kill",
+                self.id
+            )));
+        }
+        live_groups().remove(&self.pgid);
+        if let Some(pump) = self.stderr_pump.take() {
+            let _ = tokio::time::timeout_at(deadline, pump).await;
+        }
+        let mut log_file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)?;
+        std::io::Write::write_all(
+            &mut log_file,
+            format!(
+                "=== maelstrom-sim: {} restarted after a kill (--nemesis kill) ===\n",
+                self.id
+            )
+            .as_bytes(),
+        )?;
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(&self.args)
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        self.child = cmd.spawn()?;
+        self.pgid = self.child.id().unwrap_or(0) as i32;
+        self.start_pumps(log_file, stdin_rx, net, logger, bad_lines);
+        Ok(())
     }
 
     /// The exit status, if the node has already exited.
@@ -187,21 +295,24 @@ impl NodeProcess {
     }
 }
 
-/// Writes delivered lines to the node's stdin, flushing whenever the queue
-/// runs dry. Write errors (the node exited) end the pump silently; further
+/// Writes delivered lines to the node's stdin, one write per line as
+/// Maelstrom's receiver loop writes and flushes each envelope, and records
+/// how late each line got into the pipe (unless a pause or resume of the
+/// node came in between: that wait is the nemesis's, not the harness's).
+/// Write errors (the node exited) end the pump silently; further
 /// deliveries are discarded, as in Maelstrom.
-async fn pump_stdin(stdin: ChildStdin, mut rx: UnboundedReceiver<String>) {
-    let mut w = BufWriter::new(stdin);
-    while let Some(line) = rx.recv().await {
-        let mut batch = Some(line);
-        while let Some(line) = batch {
-            if w.write_all(line.as_bytes()).await.is_err() || w.write_all(b"\n").await.is_err() {
-                return;
-            }
-            batch = rx.try_recv().ok();
-        }
-        if w.flush().await.is_err() {
+async fn pump_stdin(
+    mut stdin: ChildStdin,
+    mut rx: UnboundedReceiver<Delivery>,
+    pause_epoch: Arc<AtomicU64>,
+    lateness: Arc<LatenessLog>,
+) {
+    while let Some(delivery) = rx.recv().await {
+        if stdin.write_all(delivery.line.as_bytes()).await.is_err() {
             return;
+        }
+        if pause_epoch.load(Ordering::Relaxed) == delivery.epoch {
+            lateness.record(delivery.stage, delivery.intended.elapsed());
         }
     }
 }
@@ -237,11 +348,24 @@ async fn pump_stdout<R: AsyncRead + Unpin>(
     let mut r = BufReader::with_capacity(64 * 1024, stdout);
     let mut buf = Vec::new();
     let mut dead = false;
-    while let Some(line) = next_line(&mut r, &mut buf).await {
+    let lateness = net.lateness();
+    let mut read_at = Instant::now();
+    loop {
+        let refills = r.buffer().is_empty();
+        let Some(line) = next_line(&mut r, &mut buf).await else {
+            break;
+        };
         tail.push(&line);
         if dead {
             continue;
         }
+        // A line that came in the same read as earlier ones waited for
+        // them to be routed before it is stamped.
+        let now = Instant::now();
+        if refills {
+            read_at = now;
+        }
+        lateness.record(Stage::StdoutBacklog, now - read_at);
         if let Err(why) = net.send_line(&line) {
             bad_lines.0.fetch_add(1, Ordering::Relaxed);
             let consequence = match mode {

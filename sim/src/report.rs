@@ -309,6 +309,10 @@ pub struct RunFigures {
     pub servers_msgs_per_op: Option<f64>,
     /// Stable-latency quantiles (ms) by point: 0, 0.5, 0.95, 0.99, 1.
     pub stable_latencies: BTreeMap<&'static str, f64>,
+    /// maelstrom-sim's `:harness :lateness-exceeded`: the harness ran late
+    /// and the run's timing figures are not evidence. None for a results
+    /// map without it (real Maelstrom's).
+    pub lateness_exceeded: Option<bool>,
 }
 
 pub const QUANTILE_POINTS: [(&str, f64); 5] = [
@@ -342,11 +346,16 @@ impl RunFigures {
                 }
             }
         }
+        let lateness_exceeded = match results.path(&["harness", "lateness-exceeded"]) {
+            Some(Edn::Bool(late)) => Some(*late),
+            _ => None,
+        };
         RunFigures {
             valid,
             lost_count,
             servers_msgs_per_op,
             stable_latencies,
+            lateness_exceeded,
         }
     }
 
@@ -478,6 +487,12 @@ mod tests {
         assert_eq!(figures.median(), Some(12.0));
         assert_eq!(figures.max(), Some(61.0));
         assert_eq!(figures.stable_latencies.get("0.99"), Some(&55.0));
+        assert_eq!(figures.lateness_exceeded, None);
+        let late = Edn::parse("{:harness {:valid? true, :lateness-exceeded true}}").unwrap();
+        assert_eq!(
+            RunFigures::from_results(&late).lateness_exceeded,
+            Some(true)
+        );
     }
 
     #[test]
@@ -507,6 +522,7 @@ mod tests {
             lost_count: Some(0),
             servers_msgs_per_op: Some(12.0),
             stable_latencies: [("0.5", 85.0), ("1", 105.0)].into_iter().collect(),
+            lateness_exceeded: Some(false),
         };
         assert!(Limits::target("fast")
             .expect("fast target")

@@ -8,6 +8,7 @@ use super::checker::{
 };
 use super::edn::Edn;
 use super::history::Event;
+use super::lateness::{over_bound, Stage, BOUND_P99_MS};
 use super::netstats::{NetCategory, NetSummary};
 
 /// An operation that crashed with an exception (e.g. a malformed reply).
@@ -20,12 +21,13 @@ pub struct ExceptionRecord {
     pub op: Event,
 }
 
-/// p50/p99/max of a set of millisecond samples.
+/// p50/p99/max of a set of millisecond samples, and how many there were.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatenessSummary {
     pub p50: f64,
     pub p99: f64,
     pub max: f64,
+    pub count: u64,
 }
 
 impl LatenessSummary {
@@ -43,7 +45,18 @@ impl LatenessSummary {
             p50: at(0.5),
             p99: at(0.99),
             max: at(1.0),
+            count: m as u64,
         })
+    }
+
+    /// `{:p50 .. :p99 .. :max .. :count ..}`.
+    pub fn to_edn(&self) -> Edn {
+        Edn::kw_map([
+            ("p50", Edn::Double(self.p50)),
+            ("p99", Edn::Double(self.p99)),
+            ("max", Edn::Double(self.max)),
+            ("count", int(self.count)),
+        ])
     }
 }
 
@@ -52,8 +65,8 @@ impl LatenessSummary {
 /// overloaded machine says so in its results.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HarnessReport {
-    /// How late deliveries were against their deadlines.
-    pub delivery_lateness_ms: Option<LatenessSummary>,
+    /// The harness's own lateness, end to end, by stage (lateness.rs).
+    pub lateness_ms: Vec<(Stage, LatenessSummary)>,
     /// CPU time the harness process used.
     pub cpu_seconds: Option<f64>,
     pub wall_seconds: f64,
@@ -63,6 +76,15 @@ pub struct HarnessReport {
     /// Further settings worth recording (e.g. `thread-pick`, `p-loss`,
     /// `malformed-output`), written as keyword -> string entries.
     pub notes: Vec<(String, String)>,
+    /// Further entries with structure (e.g. `faults`), after the notes.
+    pub sections: Vec<(String, Edn)>,
+}
+
+impl HarnessReport {
+    /// Whether any stage's lateness p99 is over the documented bound.
+    pub fn lateness_exceeded(&self) -> bool {
+        !over_bound(&self.lateness_ms).is_empty()
+    }
 }
 
 /// Everything the analysis reads.
@@ -359,16 +381,12 @@ fn workload_edn(w: &WorkloadResult) -> Edn {
 fn harness_edn(h: &HarnessReport) -> Edn {
     let mut entries = vec![(Edn::keyword("valid?"), Edn::Bool(true))];
     let mut push = |k: &str, v: Edn| entries.push((Edn::keyword(k), v));
-    if let Some(l) = &h.delivery_lateness_ms {
-        push(
-            "delivery-lateness-ms",
-            Edn::kw_map([
-                ("p50", Edn::Double(l.p50)),
-                ("p99", Edn::Double(l.p99)),
-                ("max", Edn::Double(l.max)),
-            ]),
-        );
+    if !h.lateness_ms.is_empty() {
+        let stages = h.lateness_ms.iter().map(|(s, l)| (s.name(), l.to_edn()));
+        push("lateness-ms", Edn::kw_map(stages));
     }
+    push("lateness-bound-p99-ms", Edn::Double(BOUND_P99_MS));
+    push("lateness-exceeded", Edn::Bool(h.lateness_exceeded()));
     if let Some(cpu) = h.cpu_seconds {
         push("cpu-seconds", Edn::Double(cpu));
     }
@@ -384,6 +402,9 @@ fn harness_edn(h: &HarnessReport) -> Edn {
             Edn::str(k)
         };
         entries.push((key, Edn::str(v)));
+    }
+    for (k, v) in &h.sections {
+        entries.push((Edn::keyword(k), v.clone()));
     }
     Edn::Map(entries)
 }
@@ -544,13 +565,18 @@ mod tests {
     #[test]
     fn harness_extension_entry() {
         let history = stale_history();
+        let lateness = LatenessSummary::from_samples_ms(&[0.25, 3.0, 0.5, 1.0]).unwrap();
         let harness = HarnessReport {
-            delivery_lateness_ms: LatenessSummary::from_samples_ms(&[0.25, 3.0, 0.5, 1.0]),
+            lateness_ms: vec![(Stage::NodeDeliveries, lateness)],
             cpu_seconds: Some(2.5),
             wall_seconds: 31.0,
             malformed_lines: 2,
             seed: Some(7),
             notes: vec![("thread-pick".into(), "random".into())],
+            sections: vec![(
+                "faults".into(),
+                Edn::kw_map([("kills", Edn::Vector(vec![]))]),
+            )],
         };
         let results = analyze(&AnalysisInput {
             history: &history,
@@ -563,13 +589,16 @@ mod tests {
         let line = edn.lines().find(|l| l.starts_with(" :harness")).unwrap();
         assert_eq!(
             line,
-            " :harness {:valid? true, :delivery-lateness-ms {:p50 1.0, :p99 3.0, :max 3.0}, \
-             :cpu-seconds 2.5, :wall-seconds 31.0, :malformed-lines 2, :seed 7, :thread-pick \"random\"},"
+            " :harness {:valid? true, :lateness-ms {:node-deliveries {:p50 1.0, :p99 3.0, :max 3.0, :count 4}}, \
+             :lateness-bound-p99-ms 2.0, :lateness-exceeded true, \
+             :cpu-seconds 2.5, :wall-seconds 31.0, :malformed-lines 2, :seed 7, :thread-pick \"random\", :faults {:kills []}},"
         );
+        let json = results.to_json();
         assert_eq!(
-            results.to_json()["harness"]["delivery-lateness-ms"]["p50"],
+            json["harness"]["lateness-ms"]["node-deliveries"]["p50"],
             json!(1.0)
         );
+        assert_eq!(json["harness"]["lateness-exceeded"], json!(true));
     }
 
     #[test]

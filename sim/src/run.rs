@@ -1,7 +1,7 @@
 //! One test run, start to finish (spec 2.6): output directory, network,
-//! node setup (`init`, then `topology`), the main phase with the nemesis,
-//! drain, heal, recovery wait, final reads, teardown with crash detection,
-//! analysis, output files, the stdout summary and the exit code.
+//! node setup (`init`, then `topology`), the main phase with the nemesis
+//! (faults.rs), drain, heal, recovery wait, final reads, teardown with crash
+//! detection, analysis, output files, the stdout summary and the exit code.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -12,18 +12,20 @@ use rand::SeedableRng;
 use serde_json::{json, Map, Value};
 
 use super::checker::Validity;
-use super::cli::TestConfig;
-use super::history::{client_invocation_count, to_edn_lines, to_txt, EventType, Process};
-use super::nemesis;
+use super::cli::{LossClients, TestConfig};
+use super::edn::Edn;
+use super::faults::{self, Nemesis, RestartSetup};
+use super::history::{client_invocation_count, to_edn_lines, to_txt};
+use super::lateness::{self, StdoutProbe};
 use super::network::{NetConfig, Network};
 use super::output::{create_run_dir, LocalTime, Logger};
-use super::process::{BadLineCounter, NodeProcess, NodeSpec};
-use super::results::{analyze, AnalysisInput, HarnessReport, LatenessSummary, Results};
+use super::process::{BadLineCounter, BadOutput, NodeProcess, NodeSpec};
+use super::results::{analyze, AnalysisInput, HarnessReport, Results};
 use super::topology;
 use super::visual;
 use super::workload::{
-    final_reads, main_phase, schema_problem, stagger_gap, Client, ClientIds, Recorder, Schedule,
-    Worker, WorkerContext, WorkerPicker,
+    final_reads, main_phase, schema_problem, Client, ClientIds, Recorder, Schedule, Worker,
+    WorkerContext, WorkerPicker,
 };
 
 /// Exit codes (spec 3.7).
@@ -37,17 +39,20 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 const TOPOLOGY_TIMEOUT: Duration = Duration::from_secs(5);
 const RECOVERY: Duration = Duration::from_secs(10);
 
-/// Lateness above which a run's timing figures are not to be trusted.
-const LATENESS_WARN_P99_MS: f64 = 1.0;
-
 /// Seed of the k-th independent random stream (0 workload, 1 network,
-/// 2 nemesis) derived from the run's seed.
+/// 2 nemesis, 3 final-read order) derived from the run's seed.
 fn stream_seed(seed: u64, k: u64) -> u64 {
     seed.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 fn stream(seed: u64, k: u64) -> StdRng {
     StdRng::seed_from_u64(stream_seed(seed, k))
+}
+
+/// The random stream that orders a run's final reads
+/// ([`super::workload::final_read_order`]), so a test can predict it.
+pub fn final_read_rng(seed: u64) -> StdRng {
+    stream(seed, 3)
 }
 
 /// Runs the test described by `config`; returns the process exit code.
@@ -77,11 +82,21 @@ pub async fn run(config: &TestConfig) -> i32 {
     let net = match Network::start(NetConfig {
         latency: config.latency,
         p_loss: config.p_loss,
+        loss_exempts_clients: config.p_loss_clients == LossClients::Exempt,
+        p_dup: config.p_dup,
+        jitter_ms: config.delivery_jitter_ms,
         seed: stream_seed(config.seed, 1),
     }) {
         Ok(net) => net,
         Err(e) => {
             eprintln!("maelstrom-sim: cannot start the network thread: {e}");
+            return EXIT_ABORTED;
+        }
+    };
+    let probe = match StdoutProbe::start(net.lateness()) {
+        Ok(probe) => probe,
+        Err(e) => {
+            eprintln!("maelstrom-sim: cannot start the stdout lateness probe: {e}");
             return EXIT_ABORTED;
         }
     };
@@ -100,7 +115,9 @@ pub async fn run(config: &TestConfig) -> i32 {
     for node in &mut nodes {
         node.kill().await;
     }
+    drop(probe);
     let mut net_report = net.close_journal();
+    let lateness_samples = net.lateness().take();
     net.shutdown();
     let cpu = cpu_seconds();
 
@@ -132,20 +149,23 @@ pub async fn run(config: &TestConfig) -> i32 {
         return abort(&logger, &report);
     }
 
-    let lateness_ms: Vec<f64> = net_report
-        .lateness_us
-        .iter()
-        .map(|&us| f64::from(us) / 1000.0)
-        .collect();
+    let fault_events = faults::fault_events(&history);
+    let mut sections = vec![(
+        "faults".to_string(),
+        faults::faults_edn(&fault_events, &net_report.faults),
+    )];
+    if config.bad_output == BadOutput::Lenient && bad_lines.get() > 0 {
+        let dropped = Edn::Int(i128::from(bad_lines.get()));
+        sections.push(("lenient-dropped-lines".into(), dropped));
+    }
     let harness = HarnessReport {
-        delivery_lateness_ms: LatenessSummary::from_samples_ms(&lateness_ms),
+        lateness_ms: lateness_samples.summaries(),
         cpu_seconds: Some(cpu.harness),
         wall_seconds: started.elapsed().as_secs_f64(),
         malformed_lines: bad_lines.get(),
         seed: Some(config.seed),
         notes: vec![
             ("node-cpu-seconds".into(), format!("{:.2}", cpu.nodes)),
-            ("timed-deliveries".into(), lateness_ms.len().to_string()),
             (
                 "timing-thread".into(),
                 if net_report.realtime {
@@ -162,7 +182,23 @@ pub async fn run(config: &TestConfig) -> i32 {
                 "strict-duplicates".into(),
                 config.strict_duplicates.to_string(),
             ),
+            ("p-loss-clients".into(), value_name(config.p_loss_clients)),
+            ("p-dup".into(), config.p_dup.to_string()),
+            (
+                "delivery-jitter-ms".into(),
+                config.delivery_jitter_ms.to_string(),
+            ),
+            (
+                "nemesis".into(),
+                config
+                    .faults
+                    .iter()
+                    .map(|f| f.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ],
+        sections,
     };
     let results = analyze(&AnalysisInput {
         history: &history,
@@ -181,7 +217,8 @@ pub async fn run(config: &TestConfig) -> i32 {
     write_file(&logger, &run_dir.join("results.json"), &json);
     logger.info(&format!("Results:\n{}", results.to_edn()));
     logger.flush();
-    print!("{}", summary(config, &results, &run_dir));
+    let fault_lines = faults::summary_lines(&fault_events, &net_report.faults);
+    print!("{}", summary(config, &results, &run_dir, &fault_lines));
     match results.valid() {
         Validity::True => EXIT_VALID,
         Validity::False => EXIT_INVALID,
@@ -226,10 +263,15 @@ async fn test(
             .map_err(|e| format!("cannot start node {id} ({}): {e}", config.bin.display()))?;
         nodes.push(node);
     }
-    let init = config
+    let mut init_clients: Vec<Client> = config
         .nodes
         .iter()
-        .map(|id| init_node(net, ids, id, &config.nodes));
+        .map(|_| Client::open(net, ids))
+        .collect();
+    let init = init_clients
+        .iter_mut()
+        .zip(&config.nodes)
+        .map(|(client, id)| init_node(client, id, &config.nodes));
     for result in futures::future::join_all(init).await {
         result?;
     }
@@ -250,7 +292,9 @@ async fn test(
         result?;
     }
 
+    drop(init_clients);
     let t0 = Instant::now();
+    net.set_time_zero(t0);
     let ctx = Arc::new(WorkerContext {
         net: net.clone(),
         ids: Arc::clone(ids),
@@ -275,29 +319,33 @@ async fn test(
             main_phase(ctx, workers, picker, schedule, rng, runtime)
         })
     };
-    let nemesis = async {
-        if let Some(interval) = config.nemesis_interval {
-            let rng = stream(config.seed, 2);
-            run_nemesis(
-                &ctx,
-                &picker,
-                &config.nodes,
-                interval,
-                config.time_limit,
-                rng,
-            )
-            .await;
-        }
+    let clients = async {
+        clients
+            .await
+            .map_err(|e| format!("internal error in the generator: {e}"))
     };
-    let (workers, ()) = tokio::join!(clients, nemesis);
-    let workers = workers.map_err(|e| format!("internal error in the generator: {e}"))?;
+    let setup = RestartSetup {
+        node_ids: &config.nodes,
+        topology: &topo_json,
+        logger,
+        bad_lines,
+    };
+    let mut nemesis = Nemesis::new(&ctx, nodes, setup, &config.faults);
+    let faults = nemesis.run(
+        &picker,
+        config.nemesis_interval,
+        config.time_limit,
+        stream(config.seed, 2),
+    );
+    // A failed restart ends the test at once, without waiting for the
+    // generator.
+    let (workers, ()) = tokio::try_join!(clients, faults)?;
 
-    if config.nemesis_interval.is_some() {
-        stop_partition(&ctx);
-    }
+    nemesis.stop_all().await?;
     logger.console("Waiting for recovery...");
     tokio::time::sleep(RECOVERY).await;
-    let workers = final_reads(Arc::clone(&ctx), workers).await;
+    let mut order_rng = final_read_rng(config.seed);
+    let workers = final_reads(Arc::clone(&ctx), workers, &mut order_rng).await;
     drop(workers);
     drop(setup_clients);
     net.heal();
@@ -309,8 +357,7 @@ async fn test(
 
 /// Spec 1.5: `init` with msg_id 1 from a fresh client; only the reply type
 /// is checked.
-async fn init_node(net: &Network, ids: &ClientIds, id: &str, all: &[String]) -> Result<(), String> {
-    let mut client = Client::open(net, ids);
+pub(crate) async fn init_node(client: &mut Client, id: &str, all: &[String]) -> Result<(), String> {
     let body = json!({"type": "init", "node_id": id, "node_ids": all});
     let reply = client
         .call(id, object(body), INIT_TIMEOUT)
@@ -329,7 +376,11 @@ async fn init_node(net: &Network, ids: &ClientIds, id: &str, all: &[String]) -> 
 }
 
 /// Spec 2.2: the whole topology map, 5 s, and a schema-exact `topology_ok`.
-async fn send_topology(client: &mut Client, id: &str, topo: &Value) -> Result<(), String> {
+pub(crate) async fn send_topology(
+    client: &mut Client,
+    id: &str,
+    topo: &Value,
+) -> Result<(), String> {
     let body = json!({"type": "topology", "topology": topo});
     let reply = client
         .call(id, object(body), TOPOLOGY_TIMEOUT)
@@ -350,79 +401,6 @@ fn object(v: Value) -> Map<String, Value> {
         Value::Object(m) => m,
         _ => Map::new(),
     }
-}
-
-/// Spec 5: alternating start/stop partition operations with a global
-/// stagger of mean `interval`, the first start at test time ~0, until the
-/// time limit. Each takes a slot in the worker rotation.
-async fn run_nemesis(
-    ctx: &WorkerContext,
-    picker: &Mutex<WorkerPicker>,
-    nodes: &[String],
-    interval: Duration,
-    time_limit: Duration,
-    mut rng: StdRng,
-) {
-    let end = ctx.recorder.t0() + time_limit;
-    let mut next_at = ctx.recorder.t0();
-    let mut starting = true;
-    while next_at < end {
-        tokio::time::sleep_until(next_at.into()).await;
-        let now = Instant::now();
-        if now >= end {
-            break;
-        }
-        picker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .dispatched();
-        if starting {
-            let spec = nemesis::random_spec(&mut rng);
-            let invoke_value = json!(spec.name());
-            ctx.recorder.record(
-                EventType::Info,
-                Process::Nemesis,
-                "start-partition",
-                invoke_value,
-                false,
-                None,
-            );
-            let grudge = nemesis::grudge(spec, nodes, &mut rng);
-            ctx.net.partition(&grudge);
-            ctx.recorder.record(
-                EventType::Info,
-                Process::Nemesis,
-                "start-partition",
-                nemesis::isolated_value(&grudge),
-                false,
-                None,
-            );
-        } else {
-            stop_partition(ctx);
-        }
-        starting = !starting;
-        next_at = now + stagger_gap(interval, &mut rng);
-    }
-}
-
-fn stop_partition(ctx: &WorkerContext) {
-    ctx.recorder.record(
-        EventType::Info,
-        Process::Nemesis,
-        "stop-partition",
-        Value::Null,
-        false,
-        None,
-    );
-    ctx.net.heal();
-    ctx.recorder.record(
-        EventType::Info,
-        Process::Nemesis,
-        "stop-partition",
-        json!("network-healed"),
-        false,
-        None,
-    );
 }
 
 /// CPU time of the harness and of its (reaped) node processes, in seconds.
@@ -449,8 +427,14 @@ fn cpu_seconds() -> CpuUse {
     }
 }
 
-/// The short stdout summary.
-pub fn summary(config: &TestConfig, results: &Results, run_dir: &Path) -> String {
+/// The short stdout summary. `fault_lines` describe the faults injected
+/// (faults.rs).
+pub fn summary(
+    config: &TestConfig,
+    results: &Results,
+    run_dir: &Path,
+    fault_lines: &[String],
+) -> String {
     let w = results.workload();
     let mut out = String::new();
     let valid = match results.valid() {
@@ -474,17 +458,12 @@ pub fn summary(config: &TestConfig, results: &Results, run_dir: &Path) -> String
         .msgs_per_op
         .map_or("n/a".to_string(), |x| format!("{x}"));
     out.push_str(&format!("servers msgs-per-op {per_op}\n"));
+    for line in fault_lines {
+        out.push_str(&format!("{line}\n"));
+    }
     if let Some(h) = results.harness() {
-        if let Some(l) = h.delivery_lateness_ms {
-            out.push_str(&format!(
-                "harness lateness    p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms\n",
-                l.p50, l.p99, l.max
-            ));
-            if l.p99 > LATENESS_WARN_P99_MS {
-                out.push_str(
-                    "WARNING: deliveries ran late; this machine is overloaded and the run's latency figures are distorted\n",
-                );
-            }
+        for line in lateness::summary_lines(&h.lateness_ms) {
+            out.push_str(&format!("{line}\n"));
         }
         out.push_str(&format!(
             "harness cpu         {:.2} s over {:.1} s wall (seed {})\n",
@@ -497,6 +476,11 @@ pub fn summary(config: &TestConfig, results: &Results, run_dir: &Path) -> String
                 "WARNING: nodes wrote {} stdout line(s) that were not valid messages; see jepsen.log\n",
                 h.malformed_lines
             ));
+            if config.bad_output == BadOutput::Lenient {
+                out.push_str(
+                    "NOTE: --bad-output lenient dropped only those lines; under Maelstrom each such node would have gone mute and this verdict may not hold\n",
+                );
+            }
         }
     }
     out.push_str(&format!(

@@ -1,18 +1,20 @@
 //! The broadcast workload's client side (spec 2.4-2.6, 1.6, 6): the history
 //! recorder, Maelstrom clients and their RPCs, reply validation against the
 //! closed schemas, error-code semantics, worker selection, the global
-//! stagger, and the main phase's operation generator.
+//! stagger, the main phase's operation generator and the final reads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, RngExt};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::history::{to_txt, Event, EventType, OpError, Process};
+use super::lateness::Stage;
 use super::network::{ClientMessage, Network};
 use super::output::Logger;
 use super::results::ExceptionRecord;
@@ -330,8 +332,9 @@ impl Client {
     }
 
     /// Sends `body` (plus a fresh `msg_id`) to `node` and waits for the
-    /// reply whose `in_reply_to` matches, discarding anything else. Returns
-    /// the request as sent and the reply body.
+    /// reply whose `in_reply_to` matches, discarding anything else (every
+    /// message taken is journaled as received, as Maelstrom's client does).
+    /// Returns the request as sent and the reply body.
     pub async fn call(
         &mut self,
         node: &str,
@@ -350,6 +353,7 @@ impl Client {
                 .await
                 .map_err(|_| Timeout)?
                 .ok_or(Timeout)?;
+            self.net.journal_client_recv(&msg);
             // as_u64 is None for floats: 1.0 does not answer msg_id 1.
             if msg.body.get("in_reply_to").and_then(Value::as_u64) == Some(msg_id) {
                 return Ok((request, msg.body));
@@ -373,11 +377,13 @@ pub struct WorkerContext {
 }
 
 /// A client worker: pinned to one node, with its current process number and
-/// (lazily opened) client.
+/// its client, with the process it was opened for. As in Jepsen, the
+/// client of a process that ended `:info` stays open (a late reply reaches
+/// it and is ignored) until the worker's next operation opens a new one.
 pub struct Worker {
     pub node: String,
     pub process: u64,
-    client: Option<Client>,
+    client: Option<(u64, Client)>,
 }
 
 impl Worker {
@@ -405,9 +411,17 @@ impl Worker {
     /// Performs an invoked operation and records its completion. An
     /// indeterminate result moves the worker to a new process and client.
     pub async fn complete(&mut self, ctx: &WorkerContext, op: Op, final_read: bool) {
-        let client = self
+        if self
             .client
-            .get_or_insert_with(|| Client::open(&ctx.net, &ctx.ids));
+            .as_ref()
+            .is_some_and(|(p, _)| *p != self.process)
+        {
+            self.client = None;
+        }
+        let process = self.process;
+        let (_, client) = self
+            .client
+            .get_or_insert_with(|| (process, Client::open(&ctx.net, &ctx.ids)));
         let completion = match client.call(&self.node, op.request(), OP_TIMEOUT).await {
             Ok((request, reply)) => classify_reply(op, &self.node, &request, &reply),
             Err(Timeout) => match op {
@@ -439,7 +453,6 @@ impl Worker {
         }
         if kind == EventType::Info {
             self.process += ctx.concurrency;
-            self.client = None;
         }
     }
 }
@@ -454,6 +467,10 @@ pub struct Schedule {
 /// Runs the main phase's client generator: i.i.d. 50/50 broadcast/read,
 /// values 0, 1, 2, ..., global stagger, one op per worker at a time, until
 /// the time limit; then waits for every in-flight op. Returns the workers.
+/// Each gap counts from the actual dispatch (Jepsen's stagger): neither an
+/// oversleep nor a wait for a free worker is followed by a catch-up burst.
+/// How late a dispatch came against its slot is the [`Stage::Dispatch`]
+/// lateness (not measured after waiting for a worker, a wait by design).
 ///
 /// This blocks: it runs on its own thread so that the stagger's sleeps have
 /// the operating system's sub-millisecond precision (tokio's timer rounds
@@ -473,6 +490,7 @@ pub fn main_phase(
         std::thread::sleep(end.saturating_duration_since(Instant::now()));
         return workers;
     };
+    let lateness = ctx.net.lateness();
     let mut slots: Vec<Option<Worker>> = workers.into_iter().map(Some).collect();
     let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, Worker)>();
     let mut next_value = 0u64;
@@ -482,10 +500,6 @@ pub fn main_phase(
         while let Ok((w, worker)) = done_rx.try_recv() {
             slots[w] = Some(worker);
         }
-        // Wait for a free worker; if we had to, the next gap counts from the
-        // actual start (no catching up). Otherwise it counts from the
-        // scheduled start, so the sleep's own overshoot (~0.1 ms, a tenth
-        // of the mean gap at --rate 1000) does not slow the rate down.
         let mut waited = false;
         let w = loop {
             let free: Vec<bool> = slots.iter().map(Option::is_some).collect();
@@ -505,6 +519,9 @@ pub fn main_phase(
         let now = Instant::now();
         if now >= end {
             break;
+        }
+        if !waited {
+            lateness.record(Stage::Dispatch, now.saturating_duration_since(next_at));
         }
         picker
             .lock()
@@ -526,7 +543,7 @@ pub fn main_phase(
             worker.complete(&ctx, op, false).await;
             let _ = done.send((w, worker));
         });
-        next_at = if waited { now } else { next_at } + stagger_gap(mean_gap, &mut rng);
+        next_at = now + stagger_gap(mean_gap, &mut rng);
     }
     drop(done_tx);
     while slots.iter().any(Option::is_none) {
@@ -538,22 +555,39 @@ pub fn main_phase(
     slots.into_iter().flatten().collect()
 }
 
+/// The order in which the final reads are dispatched: Jepsen's
+/// `each-thread` breaks the tie between equal times at random, so a random
+/// permutation of the workers.
+pub fn final_read_order<R: Rng + ?Sized>(workers: usize, rng: &mut R) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..workers).collect();
+    order.shuffle(rng);
+    order
+}
+
 /// The final phase: every worker performs exactly one read (`final? true`)
-/// against its own node, all at about the same time, with no retry.
-pub async fn final_reads(ctx: Arc<WorkerContext>, workers: Vec<Worker>) -> Vec<Worker> {
-    for worker in &workers {
+/// against its own node, all at about the same time, with no retry. They
+/// are dispatched one after another in [`final_read_order`], and a read
+/// that completes at once is recorded before later invocations.
+pub async fn final_reads(
+    ctx: Arc<WorkerContext>,
+    workers: Vec<Worker>,
+    rng: &mut StdRng,
+) -> Vec<Worker> {
+    let mut slots: Vec<Option<Worker>> = workers.into_iter().map(Some).collect();
+    let mut tasks = Vec::with_capacity(slots.len());
+    for w in final_read_order(slots.len(), rng) {
+        let Some(mut worker) = slots[w].take() else {
+            continue;
+        };
         worker.invoke(&ctx, Op::Read, true);
+        let ctx = Arc::clone(&ctx);
+        tasks.push(tokio::spawn(async move {
+            worker.complete(&ctx, Op::Read, true).await;
+            worker
+        }));
+        // Lets the runtime record completions that are already in.
+        tokio::task::yield_now().await;
     }
-    let tasks: Vec<_> = workers
-        .into_iter()
-        .map(|mut worker| {
-            let ctx = Arc::clone(&ctx);
-            tokio::spawn(async move {
-                worker.complete(&ctx, Op::Read, true).await;
-                worker
-            })
-        })
-        .collect();
     let mut done = Vec::with_capacity(tasks.len());
     for task in tasks {
         if let Ok(worker) = task.await {
@@ -622,6 +656,82 @@ mod tests {
         assert!((avg - 0.010).abs() < 0.0003, "mean gap {avg}");
         let below_half = gaps.iter().filter(|g| **g < mean / 2).count() as f64;
         assert!((below_half / 20_000.0 - 0.25).abs() < 0.02);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_reply_after_info_reaches_the_open_client_until_the_next_op() {
+        use crate::network::{Latency, LatencyDist, NetConfig, Rejection};
+        let net = Network::start(NetConfig {
+            latency: Latency::new(0, LatencyDist::Constant).unwrap(),
+            p_loss: 0.0,
+            loss_exempts_clients: false,
+            p_dup: 0.0,
+            jitter_ms: 0.0,
+            seed: 0,
+        })
+        .unwrap();
+        let mut n0 = net.add_node("n0");
+        let ctx = WorkerContext {
+            net: net.clone(),
+            ids: Arc::new(ClientIds::default()),
+            recorder: Recorder::new(Instant::now(), Logger::console_only()),
+            concurrency: 1,
+        };
+        let mut worker = Worker::new(0, &["n0".to_string()]);
+        worker.invoke(&ctx, Op::Broadcast(0), false);
+        // n0 never answers in time: the broadcast ends :info (paused clock).
+        worker.complete(&ctx, Op::Broadcast(0), false).await;
+        assert_eq!(worker.process, 1);
+        let request: Value = serde_json::from_str(&n0.recv().await.unwrap().line).unwrap();
+        assert_eq!(request["src"], "c0");
+        // Its late reply reaches c0, still open: accepted, not refused
+        // (a refusal would mute n0 under Maelstrom's bad-output handling).
+        let late = r#"{"src":"n0","dest":"c0","body":{"type":"broadcast_ok","in_reply_to":1}}"#;
+        assert_eq!(net.send_line(late), Ok(()));
+        // The worker's next operation opens c1 and closes c0.
+        worker.invoke(&ctx, Op::Read, false);
+        let answer = async {
+            let read: Value = serde_json::from_str(&n0.recv().await.unwrap().line).unwrap();
+            assert_eq!(read["src"], "c1");
+            assert_eq!(
+                net.send_line(late),
+                Err(Rejection::UnknownDest("c0".into()))
+            );
+            let reply = r#"{"src":"n0","dest":"c1","body":{"type":"read_ok","in_reply_to":1,"messages":[]}}"#;
+            net.send_line(reply).unwrap();
+        };
+        tokio::join!(worker.complete(&ctx, Op::Read, false), answer);
+        let (history, _) = ctx.recorder.finish();
+        let kinds: Vec<EventType> = history.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventType::Invoke,
+                EventType::Info,
+                EventType::Invoke,
+                EventType::Ok
+            ]
+        );
+        net.shutdown();
+    }
+
+    #[test]
+    fn final_reads_go_in_a_seeded_random_order() {
+        // The fixed worker order always read nodes[(c-1) mod n] last; the
+        // last of a random permutation is each worker about 1/c of the time.
+        let mut rng = StdRng::seed_from_u64(10);
+        let mut last = [0u32; 5];
+        for _ in 0..5000 {
+            let order = final_read_order(5, &mut rng);
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, [0, 1, 2, 3, 4]);
+            last[order[4]] += 1;
+        }
+        assert!(last.iter().all(|&n| (850..1150).contains(&n)), "{last:?}");
+        let draw = |seed| final_read_order(25, &mut StdRng::seed_from_u64(seed));
+        assert_eq!(draw(3), draw(3));
+        assert_ne!(draw(3), draw(4));
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! End-to-end tests of maelstrom-sim with the fixture nodes of
 //! tests/fixtures: a healthy flood run is valid with exact message counts and
 //! complete output files; each broken node makes the harness fail the way
-//! issue 3 and spec section 6 say; bad flags exit 254; no node survives.
+//! issue 3 and spec sections 6 and 11 say (a stray debug line mutes a node,
+//! a memory-only node loses values to kills, a node that trusts a tree
+//! repeats a duplicated value, and the verdict follows the seeded random
+//! order of the final reads); bad flags exit 254; no node survives.
 //! Runs are short (a few seconds plus the 10 s recovery) and independent, so
-//! the test runner overlaps them.
+//! the test runner overlaps them; paired runs start together.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use maelstrom_sim::report::Edn;
 use serde_json::Value;
 
 const SIM: &str = env!("CARGO_BIN_EXE_maelstrom-sim");
@@ -21,6 +25,8 @@ fn fixture(name: &str) -> &'static str {
         "crash" => env!("CARGO_BIN_EXE_fixture-crash"),
         "malformed" => env!("CARGO_BIN_EXE_fixture-malformed"),
         "duplicate-read" => env!("CARGO_BIN_EXE_fixture-duplicate-read"),
+        "deaf-n4" => env!("CARGO_BIN_EXE_fixture-deaf-n4"),
+        "trust-tree" => env!("CARGO_BIN_EXE_fixture-trust-tree"),
         other => panic!("no fixture {other}"),
     }
 }
@@ -57,6 +63,64 @@ impl Run {
     fn node_pids(&self) -> Vec<i32> {
         node_pids_in(&self.dir())
     }
+
+    /// history.edn, one parsed op map per line.
+    fn history(&self) -> Vec<Op> {
+        let text = std::fs::read_to_string(self.dir().join("history.edn")).expect("history.edn");
+        text.lines()
+            .map(|line| Op(Edn::parse(line).expect("a history line parses")))
+            .collect()
+    }
+}
+
+/// One history entry.
+struct Op(Edn);
+
+impl Op {
+    fn keyword(&self, key: &str) -> &str {
+        match self.0.get(key) {
+            Some(Edn::Keyword(k)) => k,
+            _ => "",
+        }
+    }
+
+    fn kind(&self) -> &str {
+        self.keyword("type")
+    }
+
+    fn f(&self) -> &str {
+        self.keyword("f")
+    }
+
+    /// The client process, or None for the nemesis.
+    fn process(&self) -> Option<u64> {
+        match self.0.get("process") {
+            Some(Edn::Int(p)) => Some(*p as u64),
+            _ => None,
+        }
+    }
+
+    fn is_final(&self) -> bool {
+        self.0.get("final?") == Some(&Edn::Bool(true))
+    }
+
+    fn value(&self) -> &Edn {
+        self.0.get("value").unwrap_or(&Edn::Nil)
+    }
+
+    /// The elements of an ok read.
+    fn elements(&self) -> Vec<i64> {
+        match self.value() {
+            Edn::Vector(items) => items
+                .iter()
+                .filter_map(|v| match v {
+                    Edn::Int(n) => Some(*n),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 fn node_pids_in(run_dir: &Path) -> Vec<i32> {
@@ -92,14 +156,33 @@ fn store(name: &str) -> PathBuf {
 }
 
 fn sim(name: &str, node: &str, args: &[&str]) -> Run {
-    let store = store(name);
-    let output = Command::new(SIM)
-        .args(["test", "-w", "broadcast", "--bin", fixture(node), "--store"])
-        .arg(&store)
-        .args(args)
-        .output()
-        .expect("maelstrom-sim runs");
-    Run { output, store }
+    sims(&[(name, node, args)]).remove(0)
+}
+
+/// Several harness runs at once (their time is mostly the recovery wait).
+fn sims(runs: &[(&str, &str, &[&str])]) -> Vec<Run> {
+    let started: Vec<_> = runs
+        .iter()
+        .map(|(name, node, args)| {
+            let store = store(name);
+            let child = Command::new(SIM)
+                .args(["test", "-w", "broadcast", "--bin", fixture(node), "--store"])
+                .arg(&store)
+                .args(*args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("maelstrom-sim runs");
+            (child, store)
+        })
+        .collect();
+    started
+        .into_iter()
+        .map(|(child, store)| Run {
+            output: child.wait_with_output().expect("maelstrom-sim ends"),
+            store,
+        })
+        .collect()
 }
 
 fn count(haystack: &str, needle: &str) -> usize {
@@ -234,6 +317,8 @@ fn echo_back_flood_sends_every_value_over_every_directed_edge() {
             "30",
             "--seed",
             "12",
+            "--delivery-jitter-ms",
+            "1",
             "--",
             "--echo",
         ],
@@ -242,7 +327,10 @@ fn echo_back_flood_sends_every_value_over_every_directed_edge() {
     let r = run.results();
     let attempts = u64_at(&r, &["workload", "attempt-count"]);
     assert!(attempts > 0);
+    // Jitter delays deliveries; it neither loses nor repeats one.
     assert_eq!(u64_at(&r, &["net", "servers", "msg-count"]), 10 * attempts);
+    assert_eq!(u64_at(&r, &["net", "servers", "recv-count"]), 10 * attempts);
+    assert_eq!(r["harness"]["delivery-jitter-ms"], "1");
     let _ = std::fs::remove_dir_all(&run.store);
 }
 
@@ -282,6 +370,23 @@ fn flood_under_partitions_loses_values() {
         u64_at(&r, &["net", "all", "send-count"]) - u64_at(&r, &["net", "all", "recv-count"]);
     assert!(undelivered > 0);
     assert_eq!(count(&svg, " drop\""), undelivered as usize);
+    // Every server message that was not delivered was a partition's drop,
+    // and the results count them.
+    let servers_undelivered = u64_at(&r, &["net", "servers", "send-count"])
+        - u64_at(&r, &["net", "servers", "recv-count"]);
+    assert_eq!(
+        u64_at(&r, &["harness", "faults", "dropped-by-partitions", "count"]),
+        servers_undelivered
+    );
+    let starts = run
+        .history()
+        .iter()
+        .filter(|op| op.f() == "start-partition" && matches!(op.value(), Edn::Vector(_)))
+        .count();
+    assert!(starts > 0);
+    let partitioned = r["harness"]["faults"]["partitioned"].as_array().unwrap();
+    assert_eq!(partitioned.len(), starts);
+    assert!(run.stdout().contains("partitioned at"), "{}", run.stdout());
     let timeline = std::fs::read_to_string(run.dir().join("timeline.html")).unwrap();
     assert!(timeline.contains(">:nemesis</div>"));
     let _ = std::fs::remove_dir_all(&run.store);
@@ -423,21 +528,28 @@ fn a_malformed_line_is_dropped_and_counted_in_lenient_mode() {
             "30",
             "--seed",
             "7",
+            "--bad-output",
+            "lenient",
         ],
     );
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let r = run.results();
     assert_eq!(u64_at(&r, &["harness", "malformed-lines"]), 1);
+    // The opt-in kindness is marked in the results and the summary.
+    assert_eq!(u64_at(&r, &["harness", "lenient-dropped-lines"]), 1);
+    assert_eq!(r["harness"]["bad-output"], "lenient");
     assert_eq!(r["valid?"], true);
     let log = std::fs::read_to_string(run.dir().join("jepsen.log")).unwrap();
     assert!(log.contains("Node n0 wrote a line to STDOUT that could not be routed"));
     assert!(log.contains("not well-formed JSON"));
-    assert!(run.stdout().contains("WARNING: nodes wrote 1 stdout line"));
+    let summary = run.stdout();
+    assert!(summary.contains("WARNING: nodes wrote 1 stdout line"));
+    assert!(summary.contains("NOTE: --bad-output lenient"), "{summary}");
     let _ = std::fs::remove_dir_all(&run.store);
 }
 
 #[test]
-fn a_malformed_line_silences_the_node_in_maelstrom_mode() {
+fn a_stray_debug_line_mutes_the_node_by_default() {
     let run = sim(
         "malformed-maelstrom",
         "malformed",
@@ -450,18 +562,328 @@ fn a_malformed_line_silences_the_node_in_maelstrom_mode() {
             "30",
             "--seed",
             "7",
-            "--bad-output",
-            "maelstrom",
         ],
     );
     let r = run.results();
     assert_eq!(u64_at(&r, &["harness", "malformed-lines"]), 1);
-    // n0 answers nothing after its bad line: at least its final read times
-    // out, and Maelstrom fails a timed-out read.
+    assert_eq!(r["harness"]["bad-output"], "maelstrom");
+    assert!(r["harness"].get("lenient-dropped-lines").is_none());
+    // Worker 0 talks to n0 (processes 0, 5, 10, ...). n0 prints its debug
+    // line right after answering its 3rd request; every later operation
+    // gets no answer: reads fail, broadcasts are indeterminate.
+    let history = run.history();
+    let completions: Vec<&Op> = history
+        .iter()
+        .filter(|op| op.kind() != "invoke" && op.process().is_some_and(|p| p % 5 == 0))
+        .collect();
+    assert!(completions.len() > 3, "n0 got too few operations");
+    assert!(completions[..3].iter().all(|op| op.kind() == "ok"));
+    for op in &completions[3..] {
+        let expected = if op.f() == "read" { "fail" } else { "info" };
+        assert_eq!(op.kind(), expected, "{:?}", op.0);
+    }
+    let final_n0 = completions.last().unwrap();
+    assert!(final_n0.is_final() && final_n0.kind() == "fail");
     assert!(u64_at(&r, &["stats", "by-f", "read", "fail-count"]) >= 1);
-    let history = std::fs::read_to_string(run.dir().join("history.txt")).unwrap();
-    assert!(history.contains(":net-timeout"));
     assert!([0, 1, 2].contains(&run.code()));
+    let _ = std::fs::remove_dir_all(&run.store);
+}
+
+/// The final reads' invocation order, as worker numbers (process mod 5).
+fn final_read_workers(history: &[Op]) -> Vec<u64> {
+    history
+        .iter()
+        .filter(|op| op.is_final() && op.kind() == "invoke")
+        .filter_map(|op| op.process().map(|p| p % 5))
+        .collect()
+}
+
+#[test]
+fn final_reads_go_in_seeded_random_order_and_the_verdict_follows_the_last_one() {
+    // n4 holds only its own clients' values; n0..n3 hold everything. With
+    // the old fixed order n4's final read was always invoked last, so the
+    // others' values were always lost. Now the order is a seeded random
+    // permutation: find (from the library) a seed that reads n4 last and
+    // one that does not, and check the history and the verdict of each.
+    let order = |seed: u64| {
+        maelstrom_sim::workload::final_read_order(5, &mut maelstrom_sim::run::final_read_rng(seed))
+    };
+    let n4_last = (1..).find(|&s| order(s)[4] == 4).unwrap();
+    let n4_not_last = (1..).find(|&s| order(s)[4] != 4).unwrap();
+    let seeds = [n4_last.to_string(), n4_not_last.to_string()];
+    let args: Vec<Vec<&str>> = seeds
+        .iter()
+        .map(|seed| {
+            vec![
+                "--node-count",
+                "5",
+                "--topology",
+                "total",
+                "--time-limit",
+                "2",
+                "--rate",
+                "20",
+                "--seed",
+                seed,
+            ]
+        })
+        .collect();
+    let runs = sims(&[
+        ("order-last", "deaf-n4", &args[0]),
+        ("order-other", "deaf-n4", &args[1]),
+    ]);
+    for (run, seed) in runs.iter().zip([n4_last, n4_not_last]) {
+        let history = run.history();
+        let workers = final_read_workers(&history);
+        let expected: Vec<u64> = order(seed).into_iter().map(|w| w as u64).collect();
+        assert_eq!(workers, expected, "seed {seed}: the seeded order");
+        // n4's final read misses the values other nodes' clients broadcast.
+        let finals: Vec<&Op> = history
+            .iter()
+            .filter(|op| op.is_final() && op.kind() == "ok")
+            .collect();
+        assert_eq!(finals.len(), 5, "seed {seed}");
+        let size = |w: u64| {
+            finals
+                .iter()
+                .find(|op| op.process() == Some(w))
+                .map_or(0, |op| op.elements().len())
+        };
+        assert!(size(4) < size(0), "seed {seed}: n4 is not missing anything");
+        let r = run.results();
+        let lost = u64_at(&r, &["workload", "lost-count"]);
+        if seed == n4_last {
+            assert!(lost > 0, "seed {seed}: n4 read last, yet nothing lost");
+            assert_eq!(run.code(), 1);
+        } else {
+            assert_eq!(lost, 0, "seed {seed}: a full node read last");
+            assert_eq!(run.code(), 0, "{}", run.stdout());
+        }
+        let _ = std::fs::remove_dir_all(&run.store);
+    }
+}
+
+#[test]
+fn a_memory_only_flood_node_loses_values_under_kill() {
+    // One node, so every read is of the killed node: what a restart forgot
+    // is gone whatever the order of the final reads.
+    let run = sim(
+        "kill",
+        "flood",
+        &[
+            "--node-count",
+            "1",
+            "--time-limit",
+            "4",
+            "--rate",
+            "20",
+            "--nemesis",
+            "kill",
+            "--nemesis-interval",
+            "0.7",
+            "--seed",
+            "8",
+        ],
+    );
+    assert_eq!(
+        run.code(),
+        1,
+        "{}
+{}",
+        run.stdout(),
+        run.stderr()
+    );
+    let r = run.results();
+    assert_eq!(r["workload"]["valid?"], false);
+    assert!(u64_at(&r, &["workload", "lost-count"]) > 0);
+    let history = run.history();
+    let kills: Vec<&Op> = history
+        .iter()
+        .filter(|op| op.f() == "start-kill" && matches!(op.value(), Edn::Map(_)))
+        .collect();
+    let restarts: Vec<&Op> = history
+        .iter()
+        .filter(|op| op.f() == "stop-kill" && matches!(op.value(), Edn::Map(m) if !m.is_empty()))
+        .collect();
+    assert!(kills.len() >= 2, "too few kills: {}", kills.len());
+    assert_eq!(kills.len(), restarts.len(), "every kill is undone");
+    for op in kills.iter().chain(&restarts) {
+        let Edn::Map(entries) = op.value() else {
+            unreachable!()
+        };
+        assert_eq!(entries[0].0, Edn::Str("n0".into()), "names the node");
+    }
+    // Every lost value was acknowledged before the last kill.
+    let last_kill = history
+        .iter()
+        .rposition(|op| op.f() == "start-kill")
+        .unwrap();
+    let acked_after: Vec<i64> = history[last_kill..]
+        .iter()
+        .filter(|op| op.f() == "broadcast" && op.kind() == "ok")
+        .filter_map(|op| match op.value() {
+            Edn::Int(v) => Some(*v),
+            _ => None,
+        })
+        .collect();
+    for lost in r["workload"]["lost"].as_array().unwrap() {
+        assert!(!acked_after.contains(&lost.as_i64().unwrap()));
+    }
+    // The results and the summary record the faults.
+    let faults = &r["harness"]["faults"];
+    assert_eq!(faults["killed"].as_array().unwrap().len(), kills.len());
+    assert_eq!(faults["restarted"].as_array().unwrap().len(), kills.len());
+    assert_eq!(faults["killed"][0]["node"], "n0");
+    assert!(u64_at(&r, &["harness", "faults", "lost-to-down-nodes", "count"]) > 0);
+    assert!(run.stdout().contains("n0 killed at"), "{}", run.stdout());
+    // Each restart ran the node again, its stderr appended after a marker.
+    let log = std::fs::read_to_string(run.dir().join("node-logs/n0.log")).unwrap();
+    assert_eq!(count(&log, "restarted after a kill"), kills.len());
+    let pids = run.node_pids();
+    assert_eq!(pids.len(), kills.len() + 1);
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "a node outlived the harness"
+    );
+    let _ = std::fs::remove_dir_all(&run.store);
+}
+
+#[test]
+fn a_duplicated_gossip_shows_up_in_a_node_that_trusts_a_tree() {
+    // tree4 on 5 nodes: every value reaches every node exactly once, so the
+    // node is right without duplicates and repeats values with them.
+    let base = [
+        "--node-count",
+        "5",
+        "--topology",
+        "tree4",
+        "--time-limit",
+        "2",
+        "--rate",
+        "20",
+        "--seed",
+        "9",
+        "--strict-duplicates",
+    ];
+    let mut with_dups = base.to_vec();
+    with_dups.extend(["--p-dup", "0.3"]);
+    let runs = sims(&[
+        ("dups", "trust-tree", &with_dups),
+        ("nodups", "trust-tree", &base),
+    ]);
+    let (dups, clean) = (&runs[0], &runs[1]);
+    assert_eq!(clean.code(), 0, "{}", clean.stdout());
+    assert_eq!(
+        u64_at(&clean.results(), &["workload", "duplicated-count"]),
+        0
+    );
+    assert_eq!(
+        dups.code(),
+        1,
+        "{}
+{}",
+        dups.stdout(),
+        dups.stderr()
+    );
+    let r = dups.results();
+    assert_eq!(r["workload"]["valid?"], false);
+    assert!(u64_at(&r, &["workload", "duplicated-count"]) > 0);
+    assert_eq!(u64_at(&r, &["workload", "lost-count"]), 0);
+    // One send, two receives per duplicated message.
+    let extra = u64_at(&r, &["net", "servers", "recv-count"])
+        - u64_at(&r, &["net", "servers", "send-count"]);
+    assert!(extra > 0);
+    assert!(u64_at(&r, &["harness", "faults", "duplicated", "count"]) >= extra);
+    assert!(dups.stdout().contains("duplicated"), "{}", dups.stdout());
+    for run in &runs {
+        let _ = std::fs::remove_dir_all(&run.store);
+    }
+}
+
+#[test]
+fn combined_faults_never_overlap_and_are_all_undone_before_the_final_reads() {
+    let run = sim(
+        "combined",
+        "flood",
+        &[
+            "--node-count",
+            "3",
+            "--time-limit",
+            "4",
+            "--rate",
+            "20",
+            "--nemesis",
+            "partition,kill,pause",
+            "--nemesis-interval",
+            "0.25",
+            "--seed",
+            "2",
+        ],
+    );
+    assert!(
+        [0, 1].contains(&run.code()),
+        "{}
+{}",
+        run.stdout(),
+        run.stderr()
+    );
+    let history = run.history();
+    let nemesis: Vec<&Op> = history.iter().filter(|op| op.process().is_none()).collect();
+    // Invocation and completion pairs: start-X, then stop-X, never two at
+    // once; the main phase may end with one active, and the final step
+    // stops every kind (whether active or not) before the final reads.
+    assert_eq!(nemesis.len() % 2, 0);
+    let pairs: Vec<(&str, &Op)> = nemesis
+        .chunks(2)
+        .map(|pair| {
+            assert_eq!(pair[0].f(), pair[1].f());
+            (pair[0].f(), pair[1])
+        })
+        .collect();
+    let (main, last) = pairs.split_at(pairs.len() - 3);
+    let mut active: Option<&str> = None;
+    let mut started = std::collections::BTreeSet::new();
+    for (f, _) in main {
+        if let Some(kind) = f.strip_prefix("start-") {
+            assert_eq!(active, None, "{f} while {active:?} is active");
+            active = Some(kind);
+            started.insert(kind);
+        } else {
+            assert_eq!(Some(&f["stop-".len()..]), active, "{f}");
+            active = None;
+        }
+    }
+    assert_eq!(started.len(), 3, "every kind ran: {started:?}");
+    let finals: Vec<&str> = last.iter().map(|(f, _)| *f).collect();
+    assert_eq!(finals, ["stop-partition", "stop-kill", "stop-pause"]);
+    let first_final_read = history.iter().position(Op::is_final).unwrap();
+    let last_nemesis = history
+        .iter()
+        .rposition(|op| op.process().is_none())
+        .unwrap();
+    assert!(last_nemesis < first_final_read);
+    // Every kill restarted and every pause resumed, as the results say.
+    let named = |what: &str| -> usize {
+        nemesis
+            .iter()
+            .filter_map(|op| match op.value() {
+                Edn::Map(m) => Some(
+                    m.iter()
+                        .filter(|(_, v)| *v == Edn::Keyword(what.into()))
+                        .count(),
+                ),
+                _ => None,
+            })
+            .sum()
+    };
+    let r = run.results();
+    for (killed, restarted) in [("killed", "restarted"), ("paused", "resumed")] {
+        assert!(named(killed) > 0, "no {killed}");
+        assert_eq!(named(killed), named(restarted));
+        let listed = r["harness"]["faults"][killed].as_array().unwrap().len();
+        assert_eq!(listed, named(killed));
+    }
+    assert!(run.node_pids().iter().all(|&p| !alive(p)));
     let _ = std::fs::remove_dir_all(&run.store);
 }
 

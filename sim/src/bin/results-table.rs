@@ -1,7 +1,8 @@
 //! results-table: turns finished broadcast runs into the table that
 //! `maelstrom.sh` prints (challenge, valid, lost, servers msgs-per-op, median,
-//! max, pass or fail), or, with `--sweep`, the interval x branching table next
-//! to the reference write-up's figures.
+//! max, pass or fail, and whether maelstrom-sim's own lateness was over its
+//! bound), or, with `--sweep`, the interval x branching table next to the
+//! reference write-up's figures.
 //!
 //! Arguments are `CHALLENGE=LABEL=PATH` (PATH a results.edn, or `ABORTED`).
 
@@ -49,10 +50,28 @@ fn verdict(limits: Option<Limits>, figures: &RunFigures) -> String {
     }
 }
 
+/// `late` when the harness's lateness was over its bound (the run's timing
+/// is not evidence), `ok` when it was not, `-` for results without it.
+fn harness_timing(figures: &RunFigures) -> &'static str {
+    match figures.lateness_exceeded {
+        Some(true) => "late",
+        Some(false) => "ok",
+        None => "-",
+    }
+}
+
 fn challenge_table(runs: &[Run]) -> bool {
     println!(
-        "{:<14} {:<12} {:<8} {:>5} {:>8} {:>7} {:>7}  {:<28} target",
-        "challenge", "run", "valid", "lost", "msgs/op", "median", "max", "challenge limits"
+        "{:<14} {:<12} {:<8} {:>5} {:>8} {:>7} {:>7}  {:<28} {:<28} harness",
+        "challenge",
+        "run",
+        "valid",
+        "lost",
+        "msgs/op",
+        "median",
+        "max",
+        "challenge limits",
+        "target"
     );
     let mut all_pass = true;
     for run in runs {
@@ -69,7 +88,7 @@ fn challenge_table(runs: &[Run]) -> bool {
             all_pass = false;
         }
         println!(
-            "{:<14} {:<12} {:<8} {:>5} {:>8} {:>7} {:>7}  {:<28} {}",
+            "{:<14} {:<12} {:<8} {:>5} {:>8} {:>7} {:>7}  {:<28} {:<28} {}",
             run.challenge,
             run.label,
             figures.valid.to_string(),
@@ -81,6 +100,7 @@ fn challenge_table(runs: &[Run]) -> bool {
             number(figures.max(), 0),
             verdict(limits, figures),
             verdict(Limits::target(&run.challenge), figures),
+            harness_timing(figures),
         );
     }
     summarize_repeats(runs);
