@@ -17,7 +17,9 @@ use super::history::{client_invocation_count, to_edn_lines, to_txt, EventType, P
 use super::nemesis;
 use super::network::{NetConfig, Network};
 use super::output::{create_run_dir, LocalTime, Logger};
+use super::plots;
 use super::process::{BadLineCounter, NodeProcess, NodeSpec};
+use super::progress::Progress;
 use super::results::{analyze, AnalysisInput, HarnessReport, LatenessSummary, Results};
 use super::topology;
 use super::visual;
@@ -128,6 +130,7 @@ pub async fn run(config: &TestConfig) -> i32 {
         &run_dir.join("messages.svg"),
         &visual::messages_svg(&diagram),
     );
+    let plots = plots::write_run_plots(&run_dir, &history, t0, &logger);
     if let Some(report) = crash {
         return abort(&logger, &report);
     }
@@ -137,7 +140,7 @@ pub async fn run(config: &TestConfig) -> i32 {
         .iter()
         .map(|&us| f64::from(us) / 1000.0)
         .collect();
-    let harness = HarnessReport {
+    let mut harness = HarnessReport {
         delivery_lateness_ms: LatenessSummary::from_samples_ms(&lateness_ms),
         cpu_seconds: Some(cpu.harness),
         wall_seconds: started.elapsed().as_secs_f64(),
@@ -164,13 +167,15 @@ pub async fn run(config: &TestConfig) -> i32 {
             ),
         ],
     };
+    harness.notes.extend(plots.notes());
     let results = analyze(&AnalysisInput {
         history: &history,
         net: net_report.stats.summary(client_invocation_count(&history)),
         availability: config.availability,
         exceptions: &exceptions,
         harness: Some(harness),
-    });
+    })
+    .with_perf(plots.perf);
     let results = if config.strict_duplicates {
         results.with_strict_duplicates(&history)
     } else {
@@ -251,10 +256,11 @@ async fn test(
     }
 
     let t0 = Instant::now();
+    let progress = Progress::start(config.time_limit, config.time_limit + RECOVERY, net.clone());
     let ctx = Arc::new(WorkerContext {
         net: net.clone(),
         ids: Arc::clone(ids),
-        recorder: Recorder::new(t0, logger.clone()),
+        recorder: Recorder::new(t0, logger.clone()).observed_by(progress.tally()),
         concurrency: config.concurrency as u64,
     });
     let workers: Vec<Worker> = (0..config.concurrency)
