@@ -158,16 +158,45 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// `n2` before `n10`: ids ordered by their text with the trailing number
-/// compared as a number.
-pub fn natural_key(id: &str) -> (String, u64, String) {
-    let digits = id.len() - id.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-    let (stem, number) = id.split_at(id.len() - digits);
-    (
-        stem.to_string(),
-        number.parse().unwrap_or(0),
-        id.to_string(),
-    )
+/// Text ordered with its digit runs compared as numbers: `n2` before
+/// `n10`, `backlog/n2.svg` before `backlog/n10.svg`. Keeps the text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NaturalKey {
+    parts: Vec<NaturalPart>,
+    text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum NaturalPart {
+    Text(String),
+    Number(u128),
+}
+
+impl NaturalKey {
+    pub fn new(text: &str) -> NaturalKey {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(first) = rest.chars().next() {
+            let digits = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digits)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(end);
+            parts.push(match run.parse() {
+                Ok(n) if digits => NaturalPart::Number(n),
+                _ => NaturalPart::Text(run.to_string()),
+            });
+            rest = tail;
+        }
+        NaturalKey {
+            parts,
+            text: text.to_string(),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
 }
 
 /// One node's trace: per peer, its samples as (seconds of history time,
@@ -175,7 +204,7 @@ pub fn natural_key(id: &str) -> (String, u64, String) {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeTrace {
     pub node: String,
-    pub links: BTreeMap<(String, u64, String), Vec<(f64, BacklogSample)>>,
+    pub links: BTreeMap<NaturalKey, Vec<(f64, BacklogSample)>>,
 }
 
 impl NodeTrace {
@@ -193,7 +222,7 @@ impl NodeTrace {
                     let at = (sample.unix_ms - t0_unix_ms) as f64 / 1000.0;
                     trace
                         .links
-                        .entry(natural_key(&sample.peer))
+                        .entry(NaturalKey::new(&sample.peer))
                         .or_default()
                         .push((at, sample));
                 }
@@ -243,7 +272,7 @@ pub fn read_traces(
             Some((node, path))
         })
         .collect();
-    files.sort_by_key(|(node, _)| natural_key(node));
+    files.sort_by_key(|(node, _)| NaturalKey::new(node));
     let mut traces = Vec::new();
     let mut counts = BacklogCounts::default();
     let mut first_unparsed = None;
@@ -338,10 +367,10 @@ pub fn node_svg(
     periods: &[FaultPeriod],
     x: Range<f64>,
 ) -> Result<String, PlotError> {
-    let links: Vec<(&String, &Vec<(f64, BacklogSample)>)> = trace
+    let links: Vec<(&str, &Vec<(f64, BacklogSample)>)> = trace
         .links
         .iter()
-        .map(|((_, _, peer), s)| (peer, s))
+        .map(|(peer, s)| (peer.text(), s))
         .collect();
     let any_lazy = links.iter().any(|(_, s)| s.iter().any(|(_, x)| x.lazy > 0));
     let mut legend = vec![
@@ -443,11 +472,8 @@ pub fn cluster_svg(
     periods: &[FaultPeriod],
     x: Range<f64>,
 ) -> Result<String, PlotError> {
-    let links: Vec<(&String, &Vec<(f64, BacklogSample)>)> = hub
-        .links
-        .iter()
-        .map(|((_, _, peer), s)| (peer, s))
-        .collect();
+    let links: Vec<(&str, &Vec<(f64, BacklogSample)>)> =
+        hub.links.iter().map(|(peer, s)| (peer.text(), s)).collect();
     let items: Vec<Vec<(f64, f64)>> = links
         .iter()
         .map(|(_, s)| series(s, BacklogSample::items))
@@ -689,6 +715,32 @@ mod tests {
     }
 
     #[test]
+    fn natural_order() {
+        let mut names = [
+            "n10",
+            "n2",
+            "backlog/n10.svg",
+            "backlog/n9.svg",
+            "n1",
+            "a",
+            "n02x",
+        ];
+        names.sort_by_key(|n| NaturalKey::new(n));
+        assert_eq!(
+            names,
+            [
+                "a",
+                "backlog/n9.svg",
+                "backlog/n10.svg",
+                "n1",
+                "n2",
+                "n02x",
+                "n10"
+            ]
+        );
+    }
+
+    #[test]
     fn utc_stamps() {
         assert_eq!(parse_utc_ms("1970-01-01T00:00:00.000Z"), Some(0));
         assert_eq!(
@@ -738,9 +790,9 @@ mod tests {
         );
         let (trace, unparsed) = NodeTrace::read("n1", &log, t0);
         assert_eq!(unparsed.len(), 1);
-        let peers: Vec<&str> = trace.links.keys().map(|k| k.2.as_str()).collect();
+        let peers: Vec<&str> = trace.links.keys().map(NaturalKey::text).collect();
         assert_eq!(peers, ["n2", "n10"]);
-        let n10 = &trace.links[&natural_key("n10")];
+        let n10 = &trace.links[&NaturalKey::new("n10")];
         assert_eq!(n10.iter().map(|(t, _)| *t).collect::<Vec<_>>(), [-0.5, 2.0]);
         assert_eq!(trace.time_range(), Some((-0.5, 2.0)));
     }

@@ -46,6 +46,7 @@ pub mod progress;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod serve;
 pub mod topology;
 pub mod visual;
 pub mod workload;
