@@ -35,6 +35,7 @@ pub mod checker;
 pub mod cli;
 pub mod edn;
 pub mod faults;
+pub mod frontier;
 pub mod history;
 pub mod nemesis;
 pub mod netstats;

@@ -147,13 +147,14 @@ impl Marker {
 }
 
 /// Draws `points` with `marker` into a chart.
-pub(crate) fn draw_markers<Y>(
-    chart: &mut Chart<'_, '_, Y>,
+pub(crate) fn draw_markers<X, Y>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, Y>>,
     points: &[(f64, f64)],
     marker: Marker,
     style: ShapeStyle,
 ) -> Result<(), PlotError>
 where
+    X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
     let at = points.iter().copied();
@@ -187,6 +188,8 @@ pub(crate) enum Swatch {
         width: u32,
     },
     Fill(RGBAColor),
+    /// Nothing: a row that continues the previous entry's text.
+    Blank,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +281,7 @@ fn draw_legend_entry(
         Swatch::Fill(color) => {
             area.draw(&Rectangle::new([(x0, y - 7), (x1, y + 7)], color.filled()))?;
         }
+        Swatch::Blank => {}
     }
     let text = (FONT, 15)
         .into_font()
@@ -642,13 +646,14 @@ pub fn latency_quantiles_svg(
 }
 
 /// A polyline, dashed or solid.
-pub(crate) fn draw_line<Y>(
-    chart: &mut Chart<'_, '_, Y>,
+pub(crate) fn draw_line<X, Y>(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<X, Y>>,
     points: &[(f64, f64)],
     style: ShapeStyle,
     dashed: bool,
 ) -> Result<(), PlotError>
 where
+    X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
     if dashed {
