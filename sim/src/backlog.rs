@@ -306,10 +306,9 @@ fn gap_limit(points: &[(f64, f64)]) -> f64 {
     (usual * 2.5).max(0.05)
 }
 
-/// Splits samples into runs with no gap longer than [`gap_limit`]: a
-/// silent link was idle, and no line should pretend otherwise.
-fn segments(points: &[(f64, f64)]) -> Vec<&[(f64, f64)]> {
-    let limit = gap_limit(points);
+/// Splits samples into runs with no gap longer than `limit`: a silent link
+/// was idle, and no line should pretend otherwise.
+fn segments(points: &[(f64, f64)], limit: f64) -> Vec<&[(f64, f64)]> {
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..=points.len() {
@@ -322,15 +321,18 @@ fn segments(points: &[(f64, f64)]) -> Vec<&[(f64, f64)]> {
     out
 }
 
+/// Draws a series as lines broken where it was silent for over `limit`
+/// seconds (a lone sample is a dot).
 fn draw_trace<Y>(
     chart: &mut Chart<'_, '_, Y>,
     points: &[(f64, f64)],
+    limit: f64,
     style: ShapeStyle,
 ) -> Result<(), PlotError>
 where
     Y: Ranged<ValueType = f64>,
 {
-    for segment in segments(points) {
+    for segment in segments(points, limit) {
         if segment.len() == 1 {
             draw_markers(chart, segment, Marker::Circle, style.color.filled())?;
         } else {
@@ -404,6 +406,7 @@ pub fn node_svg(
             let waiting = series(samples, |s| s.waiting);
             let in_flight = series(samples, |s| s.in_flight);
             let lazy = series(samples, |s| s.lazy);
+            let limit = gap_limit(&waiting);
             let items_top = top(&waiting).max(top(&in_flight)).max(top(&lazy));
             let mut chart = panel(
                 &left,
@@ -414,10 +417,10 @@ pub fn node_svg(
             draw_mesh(&mut chart, "", "items")?;
             shade_faults(&mut chart, periods)?;
             if any_lazy {
-                draw_trace(&mut chart, &lazy, LAZY.stroke_width(2))?;
+                draw_trace(&mut chart, &lazy, limit, LAZY.stroke_width(2))?;
             }
-            draw_trace(&mut chart, &waiting, WAITING.stroke_width(2))?;
-            draw_trace(&mut chart, &in_flight, IN_FLIGHT.stroke_width(2))?;
+            draw_trace(&mut chart, &waiting, limit, WAITING.stroke_width(2))?;
+            draw_trace(&mut chart, &in_flight, limit, IN_FLIGHT.stroke_width(2))?;
             let age = series(samples, |s| s.oldest_unacked_ms);
             let mut chart = panel(
                 &right,
@@ -427,7 +430,7 @@ pub fn node_svg(
             )?;
             draw_mesh(&mut chart, "", "ms")?;
             shade_faults(&mut chart, periods)?;
-            draw_trace(&mut chart, &age, AGE.stroke_width(2))?;
+            draw_trace(&mut chart, &age, limit, AGE.stroke_width(2))?;
         }
         Ok(())
     })
@@ -484,6 +487,9 @@ pub fn cluster_svg(
         .collect();
     let total = combined(&items, |a, b| a + b);
     let oldest = combined(&ages, f64::max);
+    // The sums change whenever any link traces; they fall silent only when
+    // every link is idle.
+    let all_idle = items.iter().map(|p| gap_limit(p)).fold(0.05, f64::max);
     let mut legend = vec![LegendEntry::new(
         "all links",
         line_swatch(BLACK, false, None),
@@ -534,9 +540,14 @@ pub fn cluster_svg(
         )?;
         shade_faults(&mut chart, periods)?;
         for (i, points) in items.iter().enumerate() {
-            draw_trace(&mut chart, points, palette(i).stroke_width(1))?;
+            draw_trace(
+                &mut chart,
+                points,
+                gap_limit(points),
+                palette(i).stroke_width(1),
+            )?;
         }
-        draw_trace(&mut chart, &total, BLACK.stroke_width(2))?;
+        draw_trace(&mut chart, &total, all_idle, BLACK.stroke_width(2))?;
         let age_top = ages
             .iter()
             .chain([&oldest])
@@ -546,9 +557,14 @@ pub fn cluster_svg(
         draw_mesh(&mut chart, "time (s)", "oldest unacked (ms)")?;
         shade_faults(&mut chart, periods)?;
         for (i, points) in ages.iter().enumerate() {
-            draw_trace(&mut chart, points, palette(i).stroke_width(1))?;
+            draw_trace(
+                &mut chart,
+                points,
+                gap_limit(points),
+                palette(i).stroke_width(1),
+            )?;
         }
-        draw_trace(&mut chart, &oldest, BLACK.stroke_width(2))?;
+        draw_trace(&mut chart, &oldest, all_idle, BLACK.stroke_width(2))?;
         draw_legend(&legend_area, (6, 40), LegendLayout::Column, &legend)
     })
 }
@@ -839,9 +855,10 @@ mod tests {
             (10.0, 0.0),
             (30.0, 1.0),
         ];
-        let runs: Vec<usize> = segments(&points).iter().map(|s| s.len()).collect();
+        assert_eq!(gap_limit(&points), 2.5);
+        let runs: Vec<usize> = segments(&points, 2.5).iter().map(|s| s.len()).collect();
         assert_eq!(runs, [3, 2, 1]);
-        assert!(segments(&[]).is_empty());
+        assert!(segments(&[], 1.0).is_empty());
     }
 
     #[test]
