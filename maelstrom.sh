@@ -143,7 +143,9 @@ run_one() { # challenge label profile seed [extra harness args...]
     tail -n 5 "$log_dir/$label.out" >&2
     rows+=("$challenge=$label=ABORTED")
   else
-    echo "   $(outcome "$log_dir/$label.out")" >&2
+    local figures
+    figures=$(outcome "$log_dir/$label.out")
+    if [[ -n "$figures" ]]; then echo "   $figures" >&2; fi
     local results
     results=$(readlink -f store/latest)/results.edn
     rows+=("$challenge=$label=$results")

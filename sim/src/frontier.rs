@@ -146,7 +146,10 @@ pub fn read_sweep_markdown(text: &str) -> Result<Vec<FrontierPoint>, String> {
                 if let (Some(msgs_per_op), Some(median_ms), Some(max_ms)) = figures {
                     points.push(FrontierPoint {
                         source: Source::Profile,
-                        label: row[column("profile").unwrap_or(0)].clone(),
+                        label: column("profile")
+                            .and_then(|i| row.get(i))
+                            .cloned()
+                            .unwrap_or_default(),
                         cell: None,
                         msgs_per_op,
                         median_ms,

@@ -211,9 +211,10 @@ const FIGURE_HEADS: &str =
 pub fn index_html(store: &Path) -> String {
     let runs = list_runs(store);
     let mut body = format!(
-        "<h1>maelstrom-sim store</h1>\n<p>{} runs in <code>{}</code>, newest first. \
+        "<h1>maelstrom-sim store</h1>\n<p>{} run{} in <code>{}</code>, newest first. \
          msgs/op is servers msgs-per-op; median and max are stable latencies.</p>\n",
         runs.len(),
+        if runs.len() == 1 { "" } else { "s" },
         escape(&store.display().to_string())
     );
     if runs.is_empty() {

@@ -26,7 +26,8 @@ fn main() {
         kill_all_nodes();
         default_hook(info);
     }));
-    let code = runtime().block_on(async {
+    let runtime = runtime();
+    let code = runtime.block_on(async {
         tokio::select! {
             code = run(&config) => code,
             signal = interrupted() => {
