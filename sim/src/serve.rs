@@ -261,13 +261,13 @@ fn files_under(dir: &Path) -> Vec<(String, u64)> {
     out
 }
 
-/// The plots of a run, in reading order, with a heading each.
-const PLOTS: [(&str, &str); 5] = [
-    ("latency-raw.svg", "Latency of every operation"),
-    ("latency-quantiles.svg", "Latency quantiles"),
-    ("rate.svg", "Throughput"),
-    ("stable-latency-cdf.svg", "Stable latency"),
-    ("backlog-cluster.svg", "Backlog: the node with most links"),
+/// The plots of a run, in reading order (each carries its own title).
+const PLOTS: [&str; 5] = [
+    "latency-raw.svg",
+    "latency-quantiles.svg",
+    "rate.svg",
+    "stable-latency-cdf.svg",
+    "backlog-cluster.svg",
 ];
 
 /// One run's page; `None` when there is no such run.
@@ -287,9 +287,9 @@ pub fn run_html(store: &Path, name: &str) -> Option<String> {
         figure_cells(figures(&dir).as_ref())
     );
     body.push_str("<h2>Plots</h2>\n");
-    for (file, heading) in PLOTS.iter().filter(|(f, _)| has(f)) {
+    for file in PLOTS.iter().filter(|f| has(f)) {
         body.push_str(&format!(
-            "<h3>{heading}</h3>\n<img src=\"{}\" alt=\"{file}\">\n",
+            "<img src=\"{}\" alt=\"{file}\">\n",
             file_url(name, file)
         ));
     }

@@ -19,11 +19,12 @@ const FLOOD: &str = env!("CARGO_BIN_EXE_fixture-flood");
 const CHROMIUM: &str = "/usr/bin/chromium";
 const OLDER_RUN: &str = "20000101T000000.000+0000";
 
-/// The store both tests read: made once per test binary.
+/// The store both tests read: made once per test binary, in cargo's
+/// scratch directory for integration tests (replaced by the next run).
 fn store() -> &'static Path {
     static STORE: OnceLock<PathBuf> = OnceLock::new();
     STORE.get_or_init(|| {
-        let store = std::env::temp_dir().join(format!("msim-serve-{}", std::process::id()));
+        let store = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-store");
         let _ = std::fs::remove_dir_all(&store);
         let output = Command::new(SIM)
             .args(["test", "-w", "broadcast", "--bin", FLOOD, "--store"])
@@ -347,7 +348,7 @@ fn a_browser_renders_the_run_pages_plots() {
     let run = run_name(store);
     std::fs::write(store.join("check.html"), CHECK_PAGE).unwrap();
     let server = serve(store);
-    let profile = std::env::temp_dir().join(format!("msim-chromium-{}", std::process::id()));
+    let profile = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chromium-profile");
     let _ = std::fs::remove_dir_all(&profile);
     let url = format!(
         "http://127.0.0.1:{}/files/check.html#/runs/{}",
