@@ -8,6 +8,7 @@ usage() {
 Usage: ./maelstrom.sh [OPTIONS] [CHALLENGE...] [-- NODE ARGS...]
        ./maelstrom.sh test [HARNESS ARGS...]   pass straight through to the harness
        ./maelstrom.sh sweep [OPTIONS]          the reference write-up's interval x branching sweep
+                                               and the profiles: docs/sweep.md, docs/frontier.svg
 
 CHALLENGE is one of 3a 3b 3c 3d 3e fast (default: 3a 3b 3c 3d 3e).
 Each runs with the challenge parameters (spec section 8); 3d, 3e and fast
@@ -115,7 +116,15 @@ profile() {
   esac
 }
 
+# The console line of a finished maelstrom-sim run: its summary's figures.
+outcome() {
+  sed -n -e 's/^valid? *\(.*\)/valid \1/p' -e 's/^lost *\(.*\)/lost \1/p' \
+    -e 's/^servers msgs-per-op *\(.*\)/msgs-per-op \1/p' \
+    -e 's/^stable latency (ms) *\(.*\)/stable latency (ms) \1/p' "$1" | paste -sd ';' - | sed 's/;/; /g'
+}
+
 rows=()
+run_number=0
 run_one() { # challenge label profile seed [extra harness args...]
   local challenge=$1 label=$2 prof=$3 seed=$4; shift 4
   local args
@@ -127,9 +136,10 @@ run_one() { # challenge label profile seed [extra harness args...]
   fi
   [[ -n "$seed" ]] && args+=(--seed "$seed")
   args+=("$@")
-  local attempt status results
+  run_number=$((run_number + 1))
+  local attempt status results figures
   for attempt in first rerun; do
-    echo "== $label: ${harness[*]##*/} test -w broadcast ${args[*]} (profile $prof${seed:+, seed $seed})" >&2
+    echo "== [$run_number/$run_total] $label: ${harness[*]##*/} test -w broadcast ${args[*]} (profile $prof${seed:+, seed $seed})" >&2
     status=0
     BROADCAST_PROFILE=$prof "${harness[@]}" test -w broadcast --bin "$node_bin" "${args[@]}" \
       ${node_args[@]+-- "${node_args[@]}"} >"$log_dir/$label.out" 2>&1 || status=$?
@@ -139,6 +149,8 @@ run_one() { # challenge label profile seed [extra harness args...]
       rows+=("$challenge=$label=ABORTED")
       return
     fi
+    figures=$(outcome "$log_dir/$label.out")
+    if [[ -n "$figures" ]]; then echo "   $figures" >&2; fi
     results=$(readlink -f store/latest)/results.edn
     # A run on an overloaded machine is not evidence: run it once more.
     if [[ $attempt == first ]] && grep -q ':lateness-exceeded true' "$results"; then
@@ -152,7 +164,10 @@ run_one() { # challenge label profile seed [extra harness args...]
 }
 
 log_dir=$(mktemp -d "${TMPDIR:-/tmp}/maelstrom-sh.XXXXXX")
+[[ $mode == sweep || ${#challenges[@]} -gt 0 ]] || challenges=(3a 3b 3c 3d 3e)
+profiles=(3d 3e fast)
 if [[ $mode == sweep ]]; then
+  run_total=$(( (20 + ${#profiles[@]}) * ${#seeds[@]} ))
   for interval in 100 200 300 500; do
     for branch in 1 2 4 8 16; do
       for seed in "${seeds[@]}"; do
@@ -160,6 +175,12 @@ if [[ $mode == sweep ]]; then
         node_args=(--overlay "tree:$branch" --interval-ms "$interval")
         run_one 3e "$label" default "$seed"
       done
+    done
+  done
+  node_args=()
+  for prof in "${profiles[@]}"; do
+    for seed in "${seeds[@]}"; do
+      run_one "$prof" "$prof${seed:+-s$seed}" "$prof" "$seed"
     done
   done
   mkdir -p docs
@@ -172,10 +193,12 @@ if [[ $mode == sweep ]]; then
     echo
     "$bin_dir/results-table" --sweep "${rows[@]}"
   } | tee docs/sweep.md
+  "$bin_dir/results-table" --frontier docs/sweep.md docs/frontier.svg
+  echo "frontier: docs/frontier.svg" >&2
   exit 0
 fi
 
-[[ ${#challenges[@]} -gt 0 ]] || challenges=(3a 3b 3c 3d 3e)
+run_total=$(( ${#challenges[@]} * ${#seeds[@]} ))
 for challenge in "${challenges[@]}"; do
   for seed in "${seeds[@]}"; do
     run_one "$challenge" "$challenge${seed:+-s$seed}" "$(profile "$challenge")" "$seed"

@@ -11,6 +11,7 @@ use super::checker::AvailabilityReq;
 use super::faults::FaultKind;
 use super::network::{Latency, LatencyDist};
 use super::process::BadOutput;
+use super::serve::{ServeArgs, ServeConfig};
 use super::topology::TOPOLOGY_NAMES;
 use super::workload::ThreadPick;
 
@@ -28,10 +29,14 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run one test.
     Test(TestArgs),
+    /// Show the store's runs, plots and files in a web browser.
+    Serve(ServeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -303,6 +308,8 @@ impl TestArgs {
 #[derive(Debug)]
 pub enum Parsed {
     Run(Box<TestConfig>),
+    /// `serve`: the web view.
+    Serve(ServeConfig),
     /// `--help` or `--version`: print this text and exit 0.
     Print(String),
     /// A bad argument: print this one-line reason and exit 254.
@@ -320,6 +327,12 @@ where
             command: Command::Test(args),
         }) => match args.validate() {
             Ok(config) => Parsed::Run(Box::new(config)),
+            Err(reason) => Parsed::Bad(reason),
+        },
+        Ok(Cli {
+            command: Command::Serve(args),
+        }) => match args.validate() {
+            Ok(config) => Parsed::Serve(config),
             Err(reason) => Parsed::Bad(reason),
         },
         Err(e) => match e.kind() {
@@ -517,6 +530,33 @@ mod tests {
             );
         }
         assert!(help.contains("`included`, the default"), "{help}");
+    }
+
+    #[test]
+    fn serve_takes_maelstroms_defaults_and_a_store() {
+        let Parsed::Serve(c) = parse(["maelstrom-sim", "serve"]) else {
+            panic!()
+        };
+        assert_eq!(c.addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(c.store, std::path::Path::new("store"));
+        let Parsed::Serve(c) = parse([
+            "maelstrom-sim",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "9",
+            "--store",
+            "/tmp/s",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(c.addr, "127.0.0.1:9".parse().unwrap());
+        assert_eq!(c.store, std::path::Path::new("/tmp/s"));
+        let Parsed::Bad(r) = parse(["maelstrom-sim", "serve", "--port", "70000"]) else {
+            panic!()
+        };
+        assert!(r.contains("70000"), "{r}");
     }
 
     #[test]

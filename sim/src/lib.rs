@@ -24,23 +24,37 @@
 //! * [`results`]: the combined results map, as EDN and as JSON.
 //! * [`visual`]: timeline.html and messages.svg, and the bounded message
 //!   log the network keeps for the latter.
+//! * [`fault_periods`]: when each fault (partition, kill, pause) was in effect,
+//!   read back from a history; every plot shades these periods.
+//! * [`plots`]: the perf plots (latency-raw, latency-quantiles, rate), the
+//!   stable-latency CDF and the `:perf` result; shared chart pieces.
+//! * [`backlog`]: the node logs' backlog trace, parsed and plotted per link.
+//! * [`progress`]: the live progress line while a run goes.
+//! * [`serve`]: `maelstrom-sim serve`, a web view of the store.
+//! * [`frontier`]: the sweep's msgs/op against latency picture.
 //! * [`report`]: reading finished runs back (ours or real Maelstrom's
 //!   results.edn) into the figures and limits `results-table` prints.
 
+pub mod backlog;
 pub mod checker;
 pub mod cli;
 pub mod edn;
+pub mod fault_periods;
 pub mod faults;
+pub mod frontier;
 pub mod history;
 pub mod lateness;
 pub mod nemesis;
 pub mod netstats;
 pub mod network;
 pub mod output;
+pub mod plots;
 pub mod process;
+pub mod progress;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod serve;
 pub mod topology;
 pub mod visual;
 pub mod workload;

@@ -698,6 +698,14 @@ impl Network {
         }
     }
 
+    /// Messages journaled so far, all traffic (for the progress line).
+    pub fn messages_so_far(&self) -> u64 {
+        self.lock()
+            .journal
+            .as_ref()
+            .map_or(0, |j| j.summary(0).all.msg_count)
+    }
+
     /// Stops the timing thread; pending envelopes are discarded.
     pub fn shutdown(&self) {
         self.lock().shutdown = true;

@@ -136,7 +136,7 @@ impl Logger {
     fn write(&self, level: &str, msg: &str, console: bool) {
         let line = format!("{level} [{}] {msg}", LocalTime::now().log_stamp());
         if console {
-            eprintln!("{line}");
+            super::progress::console_line(&line);
         }
         if let Some(file) = &self.file {
             let mut f = file.lock().unwrap_or_else(|p| p.into_inner());

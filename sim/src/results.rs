@@ -87,6 +87,51 @@ impl HarnessReport {
     }
 }
 
+/// The `:perf` checker's result: whether each of Jepsen's graphs was drawn
+/// and written. `latency_graph` covers latency-raw and latency-quantiles.
+/// `Err` holds the reason, reported as `{:valid? :unknown, :error ...}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerfResult {
+    pub latency_graph: Result<(), String>,
+    pub rate_graph: Result<(), String>,
+}
+
+impl Default for PerfResult {
+    /// Both graphs drawn: what [`analyze`] assumes until the run reports
+    /// what really happened through [`Results::with_perf`].
+    fn default() -> Self {
+        PerfResult {
+            latency_graph: Ok(()),
+            rate_graph: Ok(()),
+        }
+    }
+}
+
+impl PerfResult {
+    pub fn valid(&self) -> Validity {
+        let graph = |g: &Result<(), String>| match g {
+            Ok(()) => Validity::True,
+            Err(_) => Validity::Unknown,
+        };
+        graph(&self.latency_graph).merge(graph(&self.rate_graph))
+    }
+
+    fn to_edn(&self) -> Edn {
+        let graph = |g: &Result<(), String>| match g {
+            Ok(()) => Edn::kw_map([("valid?", Edn::Bool(true))]),
+            Err(reason) => Edn::kw_map([
+                ("valid?", Validity::Unknown.to_edn()),
+                ("error", Edn::str(reason)),
+            ]),
+        };
+        Edn::kw_map([
+            ("latency-graph", graph(&self.latency_graph)),
+            ("rate-graph", graph(&self.rate_graph)),
+            ("valid?", self.valid().to_edn()),
+        ])
+    }
+}
+
 /// Everything the analysis reads.
 #[derive(Debug, Clone)]
 pub struct AnalysisInput<'a> {
@@ -108,6 +153,7 @@ pub struct ExceptionGroup {
 /// The analysis of one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Results {
+    perf: PerfResult,
     workload: WorkloadResult,
     stats: StatsResult,
     availability: AvailabilityResult,
@@ -122,11 +168,18 @@ impl Results {
         self.workload.flag_duplicates(history);
         self
     }
+
+    /// Records whether the perf graphs were really drawn.
+    pub fn with_perf(mut self, perf: PerfResult) -> Self {
+        self.perf = perf;
+        self
+    }
 }
 
 /// Runs every checker.
 pub fn analyze(input: &AnalysisInput) -> Results {
     Results {
+        perf: PerfResult::default(),
         workload: check_workload(input.history),
         stats: check_stats(input.history),
         availability: check_availability(input.history, input.availability),
@@ -158,8 +211,13 @@ impl Results {
     pub fn valid(&self) -> Validity {
         self.workload
             .valid
+            .merge(self.perf.valid())
             .merge(self.stats.valid())
             .merge(self.availability.valid)
+    }
+
+    pub fn perf(&self) -> &PerfResult {
+        &self.perf
     }
 
     pub fn workload(&self) -> &WorkloadResult {
@@ -196,14 +254,7 @@ impl Results {
     fn top_level_entries(&self) -> Vec<(&'static str, Edn)> {
         let valid_only = || Edn::kw_map([("valid?", Edn::Bool(true))]);
         let mut entries = vec![
-            (
-                "perf",
-                Edn::kw_map([
-                    ("latency-graph", valid_only()),
-                    ("rate-graph", valid_only()),
-                    ("valid?", Edn::Bool(true)),
-                ]),
-            ),
+            ("perf", self.perf.to_edn()),
             ("timeline", valid_only()),
             ("exceptions", self.exceptions_edn()),
             ("stats", stats_edn(&self.stats)),
@@ -609,5 +660,30 @@ mod tests {
         let samples: Vec<f64> = (0..200).map(f64::from).collect();
         let s = LatenessSummary::from_samples_ms(&samples).unwrap();
         assert_eq!((s.p50, s.p99, s.max), (100.0, 198.0, 199.0));
+    }
+    #[test]
+    fn a_graph_that_was_not_drawn_makes_perf_and_the_run_unknown() {
+        let history = stale_history();
+        let results = analyze(&AnalysisInput {
+            history: &history,
+            net: net_for_three_ops(),
+            availability: None,
+            exceptions: &[],
+            harness: None,
+        });
+        assert_eq!(results.valid(), Validity::True);
+        let results = results.with_perf(PerfResult {
+            latency_graph: Ok(()),
+            rate_graph: Err("cannot write rate.svg: disk full".into()),
+        });
+        let edn = results.to_edn();
+        let line = edn.lines().find(|l| l.starts_with("{:perf")).unwrap();
+        assert_eq!(
+            line,
+            "{:perf {:latency-graph {:valid? true}, :rate-graph {:valid? :unknown, \
+             :error \"cannot write rate.svg: disk full\"}, :valid? :unknown},"
+        );
+        assert_eq!(results.valid(), Validity::Unknown);
+        assert!(edn.ends_with(":valid? :unknown}\n"));
     }
 }

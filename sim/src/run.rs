@@ -19,7 +19,9 @@ use super::history::{client_invocation_count, to_edn_lines, to_txt};
 use super::lateness::{self, StdoutProbe};
 use super::network::{NetConfig, Network};
 use super::output::{create_run_dir, LocalTime, Logger};
+use super::plots;
 use super::process::{BadLineCounter, BadOutput, NodeProcess, NodeSpec};
+use super::progress::Progress;
 use super::results::{analyze, AnalysisInput, HarnessReport, Results};
 use super::topology;
 use super::visual;
@@ -145,6 +147,7 @@ pub async fn run(config: &TestConfig) -> i32 {
         &run_dir.join("messages.svg"),
         &visual::messages_svg(&diagram),
     );
+    let plots = plots::write_run_plots(&run_dir, &history, t0, &logger);
     if let Some(report) = crash {
         return abort(&logger, &report);
     }
@@ -158,7 +161,7 @@ pub async fn run(config: &TestConfig) -> i32 {
         let dropped = Edn::Int(i128::from(bad_lines.get()));
         sections.push(("lenient-dropped-lines".into(), dropped));
     }
-    let harness = HarnessReport {
+    let mut harness = HarnessReport {
         lateness_ms: lateness_samples.summaries(),
         cpu_seconds: Some(cpu.harness),
         wall_seconds: started.elapsed().as_secs_f64(),
@@ -200,13 +203,15 @@ pub async fn run(config: &TestConfig) -> i32 {
         ],
         sections,
     };
+    harness.notes.extend(plots.notes());
     let results = analyze(&AnalysisInput {
         history: &history,
         net: net_report.stats.summary(client_invocation_count(&history)),
         availability: config.availability,
         exceptions: &exceptions,
         harness: Some(harness),
-    });
+    })
+    .with_perf(plots.perf);
     let results = if config.strict_duplicates {
         results.with_strict_duplicates(&history)
     } else {
@@ -295,10 +300,11 @@ async fn test(
     drop(init_clients);
     let t0 = Instant::now();
     net.set_time_zero(t0);
+    let progress = Progress::start(config.time_limit, config.time_limit + RECOVERY, net.clone());
     let ctx = Arc::new(WorkerContext {
         net: net.clone(),
         ids: Arc::clone(ids),
-        recorder: Recorder::new(t0, logger.clone()),
+        recorder: Recorder::new(t0, logger.clone()).observed_by(progress.tally()),
         concurrency: config.concurrency as u64,
     });
     let workers: Vec<Worker> = (0..config.concurrency)

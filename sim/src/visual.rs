@@ -231,16 +231,16 @@ fn clip(text: String, max_chars: usize) -> String {
 // timeline.html
 
 /// One operation: an invocation and, normally, its completion.
-struct TimelineOp<'a> {
-    invoke: &'a Event,
-    complete: Option<&'a Event>,
+pub(crate) struct TimelineOp<'a> {
+    pub(crate) invoke: &'a Event,
+    pub(crate) complete: Option<&'a Event>,
 }
 
 /// Pairs invocations with completions per process. The nemesis records both
 /// halves of its operations as `:info`; its first `:info` with nothing open
 /// is the invocation. Returns the first `limit` operations (in invocation
 /// order) and the total number of operations.
-fn pair_ops(history: &[Event], limit: usize) -> (Vec<TimelineOp<'_>>, usize) {
+pub(crate) fn pair_ops(history: &[Event], limit: usize) -> (Vec<TimelineOp<'_>>, usize) {
     let mut ops: Vec<TimelineOp> = Vec::new();
     let mut open: std::collections::HashMap<Process, Option<usize>> = Default::default();
     let mut total = 0;

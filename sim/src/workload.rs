@@ -17,6 +17,7 @@ use super::history::{to_txt, Event, EventType, OpError, Process};
 use super::lateness::Stage;
 use super::network::{ClientMessage, Network};
 use super::output::Logger;
+use super::progress::Tally;
 use super::results::ExceptionRecord;
 
 /// Timeout of a client `broadcast` or `read` RPC.
@@ -232,6 +233,7 @@ pub struct Recorder {
     events: Mutex<Vec<Event>>,
     exceptions: Mutex<Vec<ExceptionRecord>>,
     logger: Logger,
+    tally: Option<Arc<Tally>>,
 }
 
 impl Recorder {
@@ -242,6 +244,15 @@ impl Recorder {
             events: Mutex::new(Vec::new()),
             exceptions: Mutex::new(Vec::new()),
             logger,
+            tally: None,
+        }
+    }
+
+    /// Also tells `tally` (the progress line) about every event.
+    pub fn observed_by(self, tally: Arc<Tally>) -> Recorder {
+        Recorder {
+            tally: Some(tally),
+            ..self
         }
     }
 
@@ -277,6 +288,9 @@ impl Recorder {
         };
         self.logger
             .info(to_txt(std::slice::from_ref(&event)).trim_end());
+        if let Some(tally) = &self.tally {
+            tally.observe(&event);
+        }
         event
     }
 

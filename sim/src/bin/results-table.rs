@@ -2,7 +2,9 @@
 //! `maelstrom.sh` prints (challenge, valid, lost, servers msgs-per-op, median,
 //! max, pass or fail, and whether maelstrom-sim's own lateness was over its
 //! bound), or, with `--sweep`, the interval x branching table next to the
-//! reference write-up's figures.
+//! reference write-up's figures and a table of the profile runs; with
+//! `--frontier SWEEP.md OUT.svg`, draws that markdown's figures as the
+//! msgs/op against latency picture.
 //!
 //! Arguments are `CHALLENGE=LABEL=PATH` (PATH a results.edn, or `ABORTED`).
 
@@ -10,6 +12,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use maelstrom_sim::frontier::{frontier_svg, published_anchors, read_sweep_markdown};
 use maelstrom_sim::report::{Edn, Limits, RunFigures, Verdict};
 
 struct Run {
@@ -173,12 +176,24 @@ fn sweep_cell(label: &str) -> Option<(u32, u32)> {
     Some((interval, branch))
 }
 
+/// The mean of `pick` over the runs that have it.
+fn mean_of(runs: &[&RunFigures], pick: &dyn Fn(&RunFigures) -> Option<f64>) -> Option<f64> {
+    let values: Vec<f64> = runs.iter().filter_map(|f| pick(f)).collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
 fn sweep_table(runs: &[Run]) -> Result<()> {
     let mut cells: BTreeMap<(u32, u32), Vec<&RunFigures>> = BTreeMap::new();
+    // Runs with a challenge's own label are the profiles, shown apart.
+    let mut profiles: BTreeMap<&str, Vec<&RunFigures>> = BTreeMap::new();
     for run in runs {
-        let cell =
-            sweep_cell(&run.label).with_context(|| format!("bad sweep label {}", run.label))?;
-        let entry = cells.entry(cell).or_default();
+        let entry = match sweep_cell(&run.label) {
+            Some(cell) => cells.entry(cell).or_default(),
+            None if Limits::challenge(&run.challenge).is_some() => {
+                profiles.entry(&run.challenge).or_default()
+            }
+            None => bail!("bad sweep label {}", run.label),
+        };
         if let Some(figures) = &run.figures {
             entry.push(figures);
         }
@@ -190,10 +205,7 @@ fn sweep_table(runs: &[Run]) -> Result<()> {
             .get(&(interval, branch))
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        let mean = |pick: &dyn Fn(&RunFigures) -> Option<f64>| {
-            let values: Vec<f64> = ours.iter().filter_map(|f| pick(f)).collect();
-            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-        };
+        let mean = |pick: &dyn Fn(&RunFigures) -> Option<f64>| mean_of(ours, pick);
         let quantile = |point: &'static str| mean(&move |f| f.stable_latencies.get(point).copied());
         let valid = if ours.is_empty() {
             "not run".to_string()
@@ -210,17 +222,56 @@ fn sweep_table(runs: &[Run]) -> Result<()> {
             number(quantile("1"), 0),
         );
     }
+    if !profiles.is_empty() {
+        println!();
+        println!("The node's profiles on the same settings (`BROADCAST_PROFILE`, default overlay; means over the runs):");
+        println!();
+        println!("| profile | runs | valid | msgs/op | median | max |");
+        println!("|---|---:|---|---:|---:|---:|");
+        for (profile, figures) in &profiles {
+            let valid = figures.iter().filter(|f| f.valid == Verdict::Valid).count();
+            println!(
+                "| {profile} | {} | {valid}/{} | {} | {} | {} |",
+                figures.len(),
+                figures.len(),
+                number(mean_of(figures, &|f| f.servers_msgs_per_op), 3),
+                number(mean_of(figures, &RunFigures::median), 0),
+                number(mean_of(figures, &RunFigures::max), 0),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--frontier SWEEP.md OUT.svg`: the sweep markdown's figures and the
+/// published anchors as one picture.
+fn frontier(sweep_md: &str, out: &str) -> Result<()> {
+    let text = std::fs::read_to_string(sweep_md).with_context(|| format!("reading {sweep_md}"))?;
+    let mut points = read_sweep_markdown(&text)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("reading the tables of {sweep_md}"))?;
+    points.extend(published_anchors());
+    let svg = frontier_svg(&points).context("drawing the frontier")?;
+    std::fs::write(out, svg).with_context(|| format!("writing {out}"))?;
     Ok(())
 }
 
 fn run() -> Result<bool> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--frontier") {
+        let [_, sweep_md, out] = args.as_slice() else {
+            bail!("usage: results-table --frontier SWEEP.md OUT.svg");
+        };
+        frontier(sweep_md, out)?;
+        return Ok(true);
+    }
     let sweep = args.first().is_some_and(|a| a == "--sweep");
     if sweep {
         args.remove(0);
     }
     if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
         println!("usage: results-table [--sweep] CHALLENGE=LABEL=PATH...");
+        println!("       results-table --frontier SWEEP.md OUT.svg");
         return Ok(true);
     }
     let runs = args
