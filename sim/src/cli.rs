@@ -122,9 +122,10 @@ pub struct TestArgs {
     /// twice (a second copy with its own latency draw).
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub p_dup: f64,
-    /// [extension] Mean (ms) of an exponential extra wait of every delivery
-    /// to a node, on its receiver loop (head-of-line kept): late deliveries
-    /// as from a loaded JVM.
+    /// [extension] Mean (ms) of the exponential lateness of every delivery
+    /// to a node past its deadline, on its receiver loop (head-of-line kept,
+    /// draws do not add up along a burst): late deliveries as from a loaded
+    /// JVM.
     #[arg(long, default_value_t = 0.0, value_name = "J")]
     pub delivery_jitter_ms: f64,
     /// Arguments for the node binary (after `--`).
