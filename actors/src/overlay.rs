@@ -588,4 +588,89 @@ mod tests {
             proptest::prop_assert_eq!(c.next_deadline(), None);
         }
     }
+
+    /// Exploration (not a test of bounds): spread latency of a 3d star, and
+    /// a read-sampled estimate (Poisson reads at 2/s per node).
+    #[test]
+    #[ignore]
+    fn study_star_under_loss_and_jitter() {
+        let cases: Vec<(u64, f64)> = std::env::var("STUDY")
+            .ok()
+            .map(|v| {
+                v.split(';')
+                    .map(|c| {
+                        let (l, j) = c.split_once(',').unwrap();
+                        (l.parse().unwrap(), j.parse().unwrap())
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![(0, 0.0), (0, 5.0), (20, 0.0)]);
+        for (loss, jitter) in cases {
+            let c0 = Config::profile(Profile::ThreeD).gossip;
+            let mut c = cluster(OverlayKind::Star, 25, c0);
+            if jitter > 0.0 {
+                c.jitter = Some(crate::testkit::Jitter {
+                    mean_ms: jitter,
+                    state: 7,
+                });
+            }
+            let mut state = 99u64;
+            let start = c.now;
+            drive(&mut c, 1000, |_, _| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state % 100 < loss
+            });
+            let end = c.now;
+            c.run(end + 30_000, |_| false);
+            // Reads: per node, Poisson at 2/s.
+            let mut rng = 12345u64;
+            let mut next = || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                ((rng >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+            };
+            let mut reads: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+            for node in c.nodes.keys() {
+                let mut t = start as f64;
+                let mut v = Vec::new();
+                while t < (end + 10_000) as f64 {
+                    t += -next().ln() * 500.0;
+                    v.push(t as u64);
+                }
+                reads.insert(node.clone(), v);
+            }
+            let mut sampled = Vec::new();
+            let mut all = Vec::new();
+            for held in c.held_since.values() {
+                let t0 = *held.values().min().unwrap();
+                let mut worst = 0;
+                for (node, rs) in &reads {
+                    let g = held.get(node).copied().unwrap_or(u64::MAX);
+                    if let Some(r) = rs.iter().filter(|&&r| r > t0 && r < g).max() {
+                        worst = worst.max(r - t0);
+                    }
+                }
+                sampled.push(worst);
+                all.push(
+                    held.values().max().unwrap() - t0 + if held.len() < 25 { 999_999 } else { 0 },
+                );
+            }
+            sampled.sort_unstable();
+            all.sort_unstable();
+            let q = |l: &Vec<u64>, p: f64| l[((l.len() as f64 * p) as usize).min(l.len() - 1)];
+            eprintln!(
+                "loss {loss}% jitter {jitter}: msgs/value {:.2} | all-nodes median {} p95 {} max {} | read-sampled median {} p95 {} max {}",
+                c.log.len() as f64 / 1000.0,
+                q(&all, 0.5),
+                q(&all, 0.95),
+                q(&all, 1.0),
+                q(&sampled, 0.5),
+                q(&sampled, 0.95),
+                q(&sampled, 1.0)
+            );
+        }
+    }
 }
