@@ -306,6 +306,64 @@ mod tests {
     }
 
     #[actix::test]
+    async fn a_leaf_batch_that_misses_the_hubs_flush_is_forwarded_at_once() {
+        // The hub's link to n1: rounds of 400 ms after the leaves' instants
+        // (START is one), flushing 110 ms after them.
+        let rig = start(Flush::AfterPeer {
+            interval_ms: 400,
+            peer_phase_ms: START % 400,
+            linger_ms: 10,
+        });
+        let on_time = Item::new("n2", 1, 1);
+        let late = Item::new("n3", 1, 2);
+        rig.gossip.do_send(LocalUpdate {
+            sent_at: Some(START),
+            ..update(&[&on_time])
+        });
+        sleep(Duration::from_millis(111)).await;
+        let round = sent(&rig).await;
+        assert_eq!(round.len(), 1, "the round's flush");
+        assert_eq!(round[0].items, std::slice::from_ref(&on_time));
+        // n3's batch of the same round arrives 30 ms after the flush.
+        sleep(Duration::from_millis(29)).await;
+        rig.gossip.do_send(LocalUpdate {
+            sent_at: Some(START),
+            ..update(&[&on_time, &late])
+        });
+        sleep(Duration::from_millis(
+            1 + crate::link::schedule::LATE_COLLECT_MS,
+        ))
+        .await;
+        let forwarded = sent(&rig).await;
+        assert_eq!(forwarded.len(), 1, "not a round later");
+        assert_eq!(forwarded[0].items, std::slice::from_ref(&late));
+        // n1 acknowledges both; a value of the next round (sent after the
+        // flush) waits for it.
+        rig.gossip.do_send(PeerGossip(Gossip {
+            items: vec![],
+            digest: (*digest(&[&on_time, &late])).clone(),
+            ts: START + 44,
+            round: None,
+        }));
+        let next = Item::new("n2", 2, 3);
+        rig.gossip.do_send(LocalUpdate {
+            sent_at: Some(START + 400),
+            ..update(&[&on_time, &late, &next])
+        });
+        sleep(Duration::from_millis(200)).await;
+        assert!(sent(&rig).await.is_empty());
+        sleep(Duration::from_millis(200)).await;
+        let round = sent(&rig).await;
+        assert_eq!(round.len(), 1);
+        assert_eq!(round[0].items, [next]);
+        // The offset is the measured one-way delay (about 100 ms: the
+        // acknowledgement's timestamp against the paused clock's ticks)
+        // plus the linger.
+        let offset = round[0].ts - (START + 400);
+        assert!((110..=120).contains(&offset), "{offset}");
+    }
+
+    #[actix::test]
     async fn retransmits_a_dropped_batch_until_acknowledged_then_falls_silent() {
         let rig = start(Flush::Immediate);
         let a = Item::new("n0", 1, 1);
