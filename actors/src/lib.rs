@@ -22,6 +22,8 @@
 //!   into a batch), [`link::acks`] (digests both ways), [`link::schedule`]
 //!   (when the link may send, round changes), [`link::rto`],
 //!   [`link::delay`], [`link::policy`].
+//! * [`arrivals`]: when a star hub flushes: the spread of the leaves' round
+//!   batches as they arrive.
 //! * [`autotune`]: the auto-tuning planner (round changes, one overlay
 //!   switch) as a state machine.
 //! * [`overlay`]: which neighbours, with which link policy; the auto-tuning
@@ -48,10 +50,12 @@
 //!   change: [`link::schedule`]; the retransmission timeout: [`link::rto`];
 //!   delay samples: [`link::delay`]; the order of these per event: [`link`].
 //! * Who links to whom and with which policy: [`overlay`].
+//! * When a star hub flushes after its leaves' batches: [`arrivals`].
 //! * How auto-tuning reacts to measurements: [`autotune`]; how its actions
 //!   reach the links: [`topology`].
 //! * A new knob: [`config`] (and docs/node.md, README).
 
+pub mod arrivals;
 pub mod autotune;
 pub mod clock;
 pub mod config;
@@ -131,6 +135,7 @@ fn start_link(setup: NeighborSetup) -> (LinkHandle, LinkControl) {
         },
         LinkControl {
             rounds: link.clone().recipient(),
+            flush_offset: link.clone().recipient(),
             stop: link.recipient(),
         },
     )

@@ -13,11 +13,12 @@
 //! | [`LinksChanged`] | TopologyManager | MessageStore |
 //! | [`InitRequest`], [`TopologyRequest`] | StdinReader | TopologyManager |
 //! | [`DelayReport`] | NeighborGossip (round-leading link) | TopologyManager |
+//! | [`ArrivalReport`] | NeighborGossip (after-peer link: a star hub's) | TopologyManager |
 //! | [`OverlayFrom`] | NeighborGossip (round-following link) | TopologyManager |
 //! | [`Drain`] | StdinReader (at end of input) | MessageStore, TopologyManager |
 //! | [`LocalUpdate`] | MessageStore | NeighborGossip |
 //! | [`PeerGossip`] | MessageStore (after merging) | NeighborGossip |
-//! | [`SetRound`], [`StopLink`] | TopologyManager | NeighborGossip |
+//! | [`SetRound`], [`SetFlushOffset`], [`StopLink`] | TopologyManager | NeighborGossip |
 
 use crate::clock::Clock;
 use crate::digest::{Digest, Item};
@@ -133,6 +134,15 @@ pub struct DelayReport {
     pub highest_ms: u64,
 }
 
+/// An after-peer link's peer sent its round batch at the round instant
+/// `round_at`; it arrived `offset_ms` later.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct ArrivalReport {
+    pub round_at: u64,
+    pub offset_ms: u64,
+}
+
 /// The hub's announcement that measured delays call for the other overlay,
 /// heard by a leaf: on a fanout link, star rounds of the given length from
 /// the given instant; on a star link, a zero length: fanout from then.
@@ -156,6 +166,9 @@ pub struct Drain;
 pub struct LocalUpdate {
     pub items: Arc<[Item]>,
     pub digest: Arc<Digest>,
+    /// When the peer batch that brought the items was sent (the earliest,
+    /// if several); None for a client's value or a new link's start.
+    pub sent_at: Option<u64>,
 }
 
 /// A gossip message from this link's peer, after the store has merged its
@@ -169,6 +182,12 @@ pub struct PeerGossip(pub Gossip);
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct SetRound(pub RoundChange);
+
+/// How long after the leaves' round instant an after-peer link flushes
+/// (the node's arrival estimate, see `arrivals`).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct SetFlushOffset(pub u64);
 
 /// The link is no longer part of the overlay.
 #[derive(Debug, Clone, Copy, Message)]
@@ -187,12 +206,16 @@ pub struct NeighborSetup {
     pub delays: Option<Recipient<DelayReport>>,
     /// Where a round-following link passes on the hub's switch of overlay.
     pub switches: Option<Recipient<OverlayFrom>>,
+    /// Where an after-peer link reports when its peer's round batches
+    /// arrive.
+    pub arrivals: Option<Recipient<ArrivalReport>>,
 }
 
 /// How the topology manager steers a link actor it started.
 #[derive(Debug, Clone)]
 pub struct LinkControl {
     pub rounds: Recipient<SetRound>,
+    pub flush_offset: Recipient<SetFlushOffset>,
     pub stop: Recipient<StopLink>,
 }
 

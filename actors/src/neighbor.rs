@@ -10,7 +10,8 @@
 use crate::clock::Clock;
 use crate::link::{Link, LinkStats, RoundRole};
 use crate::messages::{
-    DelayReport, LocalUpdate, NeighborSetup, Outbound, OverlayFrom, PeerGossip, SetRound, StopLink,
+    ArrivalReport, DelayReport, LocalUpdate, NeighborSetup, Outbound, OverlayFrom, PeerGossip,
+    SetFlushOffset, SetRound, StopLink,
 };
 use crate::protocol::OutBody;
 use actix::prelude::*;
@@ -23,6 +24,7 @@ pub struct NeighborGossip {
     out: Recipient<Outbound>,
     delays: Option<Recipient<DelayReport>>,
     switches: Option<Recipient<OverlayFrom>>,
+    arrivals: Option<Recipient<ArrivalReport>>,
     /// The delay summary last reported.
     reported_delay: Option<(u64, u64)>,
     /// The one armed wake-up: its instant and handle.
@@ -41,6 +43,7 @@ impl NeighborGossip {
             out: setup.out,
             delays: setup.delays,
             switches: setup.switches,
+            arrivals: setup.arrivals,
             reported_delay: None,
             wake: None,
             trace_interval_ms: setup.trace_interval_ms,
@@ -54,6 +57,13 @@ impl NeighborGossip {
     fn step(&mut self, ctx: &mut Context<Self>) {
         let now = self.clock.now_ms();
         if let Some(gossip) = self.link.poll(now) {
+            for _ in 1..self.link.copies(&gossip) {
+                self.out.do_send(Outbound {
+                    src: self.me.clone(),
+                    dest: self.link.peer().to_string(),
+                    body: OutBody::Gossip(gossip.clone()),
+                });
+            }
             self.out.do_send(Outbound {
                 src: self.me.clone(),
                 dest: self.link.peer().to_string(),
@@ -113,7 +123,7 @@ impl Handler<LocalUpdate> for NeighborGossip {
     /// Queues the new items and notes the digest change.
     fn handle(&mut self, msg: LocalUpdate, ctx: &mut Self::Context) {
         self.link
-            .on_local_update(self.clock.now_ms(), &msg.items, msg.digest);
+            .on_local_update(self.clock.now_ms(), &msg.items, msg.digest, msg.sent_at);
         self.step(ctx);
     }
 }
@@ -124,7 +134,16 @@ impl Handler<PeerGossip> for NeighborGossip {
     /// Learns the peer's digest (its acknowledgements) and what it sent;
     /// a round-leading link reports a changed delay measurement.
     fn handle(&mut self, PeerGossip(gossip): PeerGossip, ctx: &mut Self::Context) {
-        self.link.on_peer_message(self.clock.now_ms(), &gossip);
+        let now = self.clock.now_ms();
+        self.link.on_peer_message(now, &gossip);
+        if let (Some(to), Some((round_at, offset_ms))) =
+            (&self.arrivals, self.link.schedule().arrival(now, gossip.ts))
+        {
+            to.do_send(ArrivalReport {
+                round_at,
+                offset_ms,
+            });
+        }
         // A round on a fanout link means a star; round 0 on a star link means
         // fanout (other round changes on a star link are the link's own).
         if let (Some(to), Some(change)) = (&self.switches, gossip.round) {
@@ -154,6 +173,15 @@ impl Handler<SetRound> for NeighborGossip {
     /// Takes the round change (announced to the peer from now on).
     fn handle(&mut self, SetRound(change): SetRound, ctx: &mut Self::Context) {
         self.link.set_round(change);
+        self.step(ctx);
+    }
+}
+
+impl Handler<SetFlushOffset> for NeighborGossip {
+    type Result = ();
+    /// Takes the node's arrival estimate as the flush offset.
+    fn handle(&mut self, SetFlushOffset(offset_ms): SetFlushOffset, ctx: &mut Self::Context) {
+        self.link.set_flush_offset(offset_ms);
         self.step(ctx);
     }
 }
@@ -213,6 +241,7 @@ mod tests {
             out: out.clone().recipient(),
             delays: None,
             switches: None,
+            arrivals: None,
         })
         .start();
         Rig { gossip, out }
@@ -230,6 +259,7 @@ mod tests {
         LocalUpdate {
             items: items.iter().map(|&i| i.clone()).collect::<Vec<_>>().into(),
             digest: digest(items),
+            sent_at: None,
         }
     }
 
@@ -276,6 +306,64 @@ mod tests {
     }
 
     #[actix::test]
+    async fn a_leaf_batch_that_misses_the_hubs_flush_is_forwarded_at_once() {
+        // The hub's link to n1: rounds of 400 ms after the leaves' instants
+        // (START is one), flushing 110 ms after them.
+        let rig = start(Flush::AfterPeer {
+            interval_ms: 400,
+            peer_phase_ms: START % 400,
+            linger_ms: 10,
+        });
+        let on_time = Item::new("n2", 1, 1);
+        let late = Item::new("n3", 1, 2);
+        rig.gossip.do_send(LocalUpdate {
+            sent_at: Some(START),
+            ..update(&[&on_time])
+        });
+        sleep(Duration::from_millis(111)).await;
+        let round = sent(&rig).await;
+        assert_eq!(round.len(), 1, "the round's flush");
+        assert_eq!(round[0].items, std::slice::from_ref(&on_time));
+        // n3's batch of the same round arrives 30 ms after the flush.
+        sleep(Duration::from_millis(29)).await;
+        rig.gossip.do_send(LocalUpdate {
+            sent_at: Some(START),
+            ..update(&[&on_time, &late])
+        });
+        sleep(Duration::from_millis(
+            1 + crate::link::schedule::LATE_COLLECT_MS,
+        ))
+        .await;
+        let forwarded = sent(&rig).await;
+        assert_eq!(forwarded.len(), 1, "not a round later");
+        assert_eq!(forwarded[0].items, std::slice::from_ref(&late));
+        // n1 acknowledges both; a value of the next round (sent after the
+        // flush) waits for it.
+        rig.gossip.do_send(PeerGossip(Gossip {
+            items: vec![],
+            digest: (*digest(&[&on_time, &late])).clone(),
+            ts: START + 44,
+            round: None,
+        }));
+        let next = Item::new("n2", 2, 3);
+        rig.gossip.do_send(LocalUpdate {
+            sent_at: Some(START + 400),
+            ..update(&[&on_time, &late, &next])
+        });
+        sleep(Duration::from_millis(200)).await;
+        assert!(sent(&rig).await.is_empty());
+        sleep(Duration::from_millis(200)).await;
+        let round = sent(&rig).await;
+        assert_eq!(round.len(), 1);
+        assert_eq!(round[0].items, [next]);
+        // The offset is the measured one-way delay (about 100 ms: the
+        // acknowledgement's timestamp against the paused clock's ticks)
+        // plus the linger.
+        let offset = round[0].ts - (START + 400);
+        assert!((110..=120).contains(&offset), "{offset}");
+    }
+
+    #[actix::test]
     async fn retransmits_a_dropped_batch_until_acknowledged_then_falls_silent() {
         let rig = start(Flush::Immediate);
         let a = Item::new("n0", 1, 1);
@@ -316,6 +404,7 @@ mod tests {
         rig.gossip.do_send(LocalUpdate {
             items: Arc::new([]),
             digest: digest(&[&theirs]),
+            sent_at: None,
         });
         sleep(Duration::from_millis(10)).await;
         let mine = Item::new("n0", 1, 8);

@@ -28,12 +28,13 @@ impl MessageStore {
     }
 
     /// Hands new items to every link (the link to their source gets only
-    /// the digest).
-    fn publish(&self, new: &NewItems) {
+    /// the digest); `sent_at` as in [`LocalUpdate`].
+    fn publish(&self, new: &NewItems, sent_at: Option<u64>) {
         for (peer, link) in &self.links {
             link.updates.do_send(LocalUpdate {
                 items: new.items_for(peer),
                 digest: new.digest().clone(),
+                sent_at,
             });
         }
     }
@@ -71,7 +72,7 @@ impl Handler<ClientBroadcast> for MessageStore {
                 ));
                 return;
             }
-            Ok(Some(new)) => self.publish(&new),
+            Ok(Some(new)) => self.publish(&new, None),
             Ok(None) => {}
         }
         self.out.do_send(Outbound::reply(
@@ -105,11 +106,12 @@ impl Handler<Merge> for MessageStore {
     /// acknowledgements) and then publishes the new items.
     fn handle(&mut self, msg: Merge, _ctx: &mut Self::Context) {
         let new = self.core.merge(&msg.from, &msg.gossip.items);
+        let sent_at = msg.gossip.ts;
         if let Some(link) = self.links.get(&msg.from) {
             link.gossip.do_send(PeerGossip(msg.gossip));
         }
         if let Some(new) = new {
-            self.publish(&new);
+            self.publish(&new, Some(sent_at));
         }
     }
 }
@@ -127,6 +129,7 @@ impl Handler<LinksChanged> for MessageStore {
             link.updates.do_send(LocalUpdate {
                 items: self.core.items_for_new_link(&link.peer),
                 digest: self.core.digest().clone(),
+                sent_at: None,
             });
             self.links.insert(link.peer.clone(), link);
         }

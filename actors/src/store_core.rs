@@ -31,6 +31,11 @@ impl NewItems {
         }
     }
 
+    /// Every new item.
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
     /// The store's digest after taking the items.
     pub fn digest(&self) -> &Arc<Digest> {
         &self.digest

@@ -1,11 +1,14 @@
 //! Test rig: a cluster of nodes made of plain [`Link`]s and [`StoreCore`]s
 //! on a simulated network, with no actors and no real time. It feeds them as
 //! the MessageStore and NeighborGossip actors do, so the link and overlay
-//! logic can be checked under drops, duplicates, reordering and partitions.
+//! logic can be checked under drops, duplicates, reordering, partitions and
+//! late deliveries (exponential jitter, head-of-line kept per destination).
+//! A star hub's links feed an [`ArrivalSpread`] as the TopologyManager's do.
 //! Also a recording actor for actor-level tests.
 
+use crate::arrivals::ArrivalSpread;
 use crate::digest::Digest;
-use crate::link::{Link, LinkPolicy};
+use crate::link::{Flush, Link, LinkPolicy};
 use crate::protocol::Gossip;
 use crate::store_core::{NewItems, StoreCore};
 use actix::prelude::*;
@@ -26,13 +29,37 @@ pub struct Transit {
 pub struct SimNode {
     pub store: StoreCore,
     pub links: BTreeMap<String, Link>,
+    /// For a node with after-peer links (a star hub), as its TopologyManager
+    /// keeps it.
+    pub arrivals: Option<ArrivalSpread>,
 }
 
 impl SimNode {
+    /// A link's peer message arrived: the hub's arrival estimate takes it
+    /// and hands a new flush offset to its after-peer links.
+    fn note_arrival(&mut self, now: u64, from: &str, sent: u64) {
+        let (Some(spread), Some(link)) = (&mut self.arrivals, self.links.get(from)) else {
+            return;
+        };
+        let Some((round_at, offset)) = link.schedule().arrival(now, sent) else {
+            return;
+        };
+        if !spread.on_arrival(round_at, offset) {
+            return;
+        }
+        if let Some(offset) = spread.flush_offset() {
+            for link in self.links.values_mut() {
+                if matches!(link.policy().flush, Flush::AfterPeer { .. }) {
+                    link.set_flush_offset(offset);
+                }
+            }
+        }
+    }
+
     /// Hands new items to every link, as the MessageStore does.
-    fn publish(&mut self, now: u64, new: &NewItems) {
+    fn publish(&mut self, now: u64, new: &NewItems, sent_at: Option<u64>) {
         for (peer, link) in self.links.iter_mut() {
-            link.on_local_update(now, &new.items_for(peer), new.digest().clone());
+            link.on_local_update(now, &new.items_for(peer), new.digest().clone(), sent_at);
         }
     }
 }
@@ -46,11 +73,38 @@ pub struct ResentAfterAck {
     pub seq: u64,
 }
 
+/// Extra delivery delay: an exponential draw of this mean per message, from
+/// a seeded generator (splitmix64).
+#[derive(Debug, Clone)]
+pub struct Jitter {
+    pub mean_ms: f64,
+    pub state: u64,
+}
+
+impl Jitter {
+    fn draw(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let uniform = ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        (-uniform.ln() * self.mean_ms) as u64
+    }
+}
+
 #[derive(Debug)]
 pub struct Cluster {
     pub nodes: BTreeMap<String, SimNode>,
     pub now: u64,
     pub latency_ms: u64,
+    /// Late deliveries; a message never overtakes an earlier one to the
+    /// same destination.
+    pub jitter: Option<Jitter>,
+    /// Per destination: when its latest message is due.
+    due_at: BTreeMap<String, u64>,
+    /// Per value: when each node first held it.
+    pub held_since: BTreeMap<i64, BTreeMap<String, u64>>,
     pub in_transit: Vec<Transit>,
     /// Every message ever sent, in order.
     pub log: Vec<Transit>,
@@ -80,17 +134,34 @@ impl Cluster {
                             start_ms,
                             &store.items_for_new_link(&peer),
                             store.digest().clone(),
+                            None,
                         );
                         (peer, link)
                     })
-                    .collect();
-                (id.to_string(), SimNode { store, links })
+                    .collect::<BTreeMap<String, Link>>();
+                let arrivals = links.values().find_map(|link| match link.policy().flush {
+                    Flush::AfterPeer {
+                        interval_ms,
+                        linger_ms,
+                        ..
+                    } => Some(ArrivalSpread::new(interval_ms, linger_ms)),
+                    _ => None,
+                });
+                let node = SimNode {
+                    store,
+                    links,
+                    arrivals,
+                };
+                (id.to_string(), node)
             })
             .collect();
         Cluster {
             nodes,
             now: start_ms,
             latency_ms,
+            jitter: None,
+            due_at: BTreeMap::new(),
+            held_since: BTreeMap::new(),
             in_transit: Vec::new(),
             log: Vec::new(),
             acked: BTreeMap::new(),
@@ -105,7 +176,11 @@ impl Cluster {
         let Some(new) = n.store.broadcast(value).expect("joined at start") else {
             return;
         };
-        n.publish(now, &new);
+        self.held_since
+            .entry(value)
+            .or_default()
+            .insert(node.to_string(), now);
+        n.publish(now, &new, None);
         self.poll_all();
     }
 
@@ -123,11 +198,20 @@ impl Cluster {
                 .insert(&item.origin, item.seq);
         }
         let n = self.nodes.get_mut(&t.to).expect("known node");
+        let new = n.store.merge(&t.from, &t.msg.items);
         if let Some(link) = n.links.get_mut(&t.from) {
             link.on_peer_message(now, &t.msg);
         }
-        if let Some(new) = n.store.merge(&t.from, &t.msg.items) {
-            n.publish(now, &new);
+        n.note_arrival(now, &t.from, t.msg.ts);
+        if let Some(new) = new {
+            for item in new.items().iter() {
+                self.held_since
+                    .entry(item.value)
+                    .or_default()
+                    .entry(t.to.clone())
+                    .or_insert(now);
+            }
+            n.publish(now, &new, Some(t.msg.ts));
         }
         self.poll_all();
     }
@@ -139,6 +223,7 @@ impl Cluster {
         for (id, node) in self.nodes.iter_mut() {
             for (peer, link) in node.links.iter_mut() {
                 let Some(msg) = link.poll(now) else { continue };
+                let copies = link.copies(&msg);
                 let acked = self.acked.get(&(id.clone(), peer.clone()));
                 for item in &msg.items {
                     if acked.is_some_and(|d| d.covers(&item.origin, item.seq)) {
@@ -150,14 +235,19 @@ impl Cluster {
                         });
                     }
                 }
-                let transit = Transit {
-                    from: id.clone(),
-                    to: peer.clone(),
-                    at: now + latency,
-                    msg,
-                };
-                self.log.push(transit.clone());
-                self.in_transit.push(transit);
+                for _ in 0..copies {
+                    let extra = self.jitter.as_mut().map_or(0, Jitter::draw);
+                    let due = self.due_at.entry(peer.clone()).or_default();
+                    *due = (*due).max(now + latency + extra);
+                    let transit = Transit {
+                        from: id.clone(),
+                        to: peer.clone(),
+                        at: *due,
+                        msg: msg.clone(),
+                    };
+                    self.log.push(transit.clone());
+                    self.in_transit.push(transit);
+                }
             }
         }
     }
@@ -215,6 +305,20 @@ impl Cluster {
         self.nodes
             .values()
             .all(|n| *n.store.values() == all && n.links.values().all(Link::is_idle))
+    }
+
+    /// Per value, how long after its broadcast every node held it (None
+    /// while some node lacks it).
+    pub fn spread_latencies(&self) -> BTreeMap<i64, Option<u64>> {
+        self.held_since
+            .iter()
+            .map(|(value, held)| {
+                let all = held.len() == self.nodes.len();
+                let first = held.values().min().copied().unwrap_or(0);
+                let last = held.values().max().copied().unwrap_or(0);
+                (*value, all.then(|| last - first))
+            })
+            .collect()
     }
 
     /// How many messages went from each node to each peer.

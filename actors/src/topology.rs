@@ -4,15 +4,17 @@
 //! which links exist. Under auto-tuning it forwards the links' delay reports
 //! and the hub's overlay announcements to the [`AutoTuner`] and carries out
 //! what it decides: round changes handed to the links, and one switch of
-//! overlay.
+//! overlay. On a star hub it keeps the [`ArrivalSpread`] of the leaves'
+//! round batches and hands its flush offset to the links.
 
+use crate::arrivals::ArrivalSpread;
 use crate::autotune::{Action, AutoTuner};
 use crate::clock::Clock;
 use crate::config::{Config, OverlayKind};
-use crate::link::{LinkPolicy, RoundRole};
+use crate::link::{Flush, LinkPolicy, RoundRole};
 use crate::messages::{
-    DelayReport, Drain, InitRequest, LinkControl, LinksChanged, NeighborSetup, Outbound,
-    OverlayFrom, SetRound, StartLink, StopLink, TopologyRequest,
+    ArrivalReport, DelayReport, Drain, InitRequest, LinkControl, LinksChanged, NeighborSetup,
+    Outbound, OverlayFrom, SetFlushOffset, SetRound, StartLink, StopLink, TopologyRequest,
 };
 use crate::overlay;
 use crate::protocol::{OutBody, ReplyTo, RoundChange, MALFORMED_REQUEST};
@@ -39,6 +41,9 @@ pub struct TopologyManager {
     links: BTreeMap<String, (LinkPolicy, LinkControl)>,
     /// The round and overlay planner, when auto-tuning.
     autotune: Option<AutoTuner>,
+    /// When the leaves' round batches arrive, while this node has
+    /// after-peer links (a star hub).
+    arrivals: Option<ArrivalSpread>,
 }
 
 impl TopologyManager {
@@ -50,6 +55,7 @@ impl TopologyManager {
             offered: None,
             links: BTreeMap::new(),
             autotune: AutoTuner::new(&config.gossip),
+            arrivals: None,
             config,
         }
     }
@@ -70,6 +76,20 @@ impl TopologyManager {
             None => overlay::plan(me, node_ids, self.offered.as_ref(), &self.config.gossip),
         };
         let planned: BTreeMap<String, LinkPolicy> = plan.into_iter().collect();
+        let after_peer = planned.values().find_map(|p| match p.flush {
+            Flush::AfterPeer {
+                interval_ms,
+                linger_ms,
+                ..
+            } => Some((interval_ms, linger_ms)),
+            _ => None,
+        });
+        self.arrivals = match (self.arrivals.take(), after_peer) {
+            (_, None) => None,
+            (Some(spread), Some(_)) => Some(spread),
+            (None, Some((interval, linger))) => Some(ArrivalSpread::new(interval, linger)),
+        };
+        let flush_offset = self.arrivals.as_ref().and_then(ArrivalSpread::flush_offset);
         let removed: Vec<String> = self
             .links
             .iter()
@@ -95,7 +115,11 @@ impl TopologyManager {
                 out: self.peers.out.clone(),
                 delays: (policy.round == RoundRole::Lead).then(|| ctx.address().recipient()),
                 switches: (policy.round == RoundRole::Follow).then(|| ctx.address().recipient()),
+                arrivals: is_after_peer(&policy).then(|| ctx.address().recipient()),
             });
+            if let (true, Some(offset)) = (is_after_peer(&policy), flush_offset) {
+                control.flush_offset.do_send(SetFlushOffset(offset));
+            }
             added.push(handle);
             self.links.insert(peer, (policy, control));
         }
@@ -183,6 +207,35 @@ impl Handler<DelayReport> for TopologyManager {
     }
 }
 
+impl Handler<ArrivalReport> for TopologyManager {
+    type Result = ();
+
+    /// Adds a leaf batch's arrival to the spread; a new flush offset goes to
+    /// every after-peer link.
+    fn handle(&mut self, msg: ArrivalReport, _ctx: &mut Self::Context) {
+        let Some(spread) = &mut self.arrivals else {
+            return;
+        };
+        if !spread.on_arrival(msg.round_at, msg.offset_ms) {
+            return;
+        }
+        let Some(offset) = spread.flush_offset() else {
+            return;
+        };
+        log::debug!("arrivals: the hub flushes {offset} ms after the leaves' rounds");
+        for (policy, link) in self.links.values() {
+            if is_after_peer(policy) {
+                link.flush_offset.do_send(SetFlushOffset(offset));
+            }
+        }
+    }
+}
+
+/// Whether a link flushes after its peer's rounds (a star hub's link).
+fn is_after_peer(policy: &LinkPolicy) -> bool {
+    matches!(policy.flush, Flush::AfterPeer { .. })
+}
+
 impl Handler<OverlayFrom> for TopologyManager {
     type Result = ();
 
@@ -223,7 +276,10 @@ impl TopologyManager {
     }
 
     /// Hands a round change to the links whose role `to` picks.
-    fn set_round(&self, change: RoundChange, to: impl Fn(RoundRole) -> bool) {
+    fn set_round(&mut self, change: RoundChange, to: impl Fn(RoundRole) -> bool) {
+        if let (Some(spread), true) = (&mut self.arrivals, change.0 > 0) {
+            spread.set_interval(change.0);
+        }
         for (policy, link) in self.links.values() {
             if to(policy.round) {
                 link.rounds.do_send(SetRound(change));
@@ -388,6 +444,7 @@ mod tests {
         LocalUpdate {
             items: std::sync::Arc::new([crate::digest::Item::new("n0", value, value as i64)]),
             digest: std::sync::Arc::new(digest),
+            sent_at: None,
         }
     }
 

@@ -59,7 +59,7 @@ impl Acks {
 
     /// When an owed digest must go out on its own.
     pub fn due(&self) -> Option<u64> {
-        Some(self.owed_since? + self.report_after_ms?)
+        Some(self.owed_since?.saturating_add(self.report_after_ms?))
     }
 
     /// A message goes out: it carries our digest, which settles the debt.

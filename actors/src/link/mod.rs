@@ -36,6 +36,12 @@ use rto::RetransmitTimer;
 use std::fmt;
 use std::sync::Arc;
 
+/// How much later than the typical delay from the peer an item may reach it
+/// before a peer digest that lacks it counts as a loss. Small on purpose: a
+/// star hub answers a leaf's round batch a linger after it arrives, and a
+/// false alarm costs only one duplicate item in a batch that goes anyway.
+pub const REPAIR_MARGIN_MS: u64 = 5;
+
 /// A snapshot of a link's backlog and counters, for tracing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkStats {
@@ -88,7 +94,19 @@ pub struct Link {
     sent_msgs: u64,
     resent_items: u64,
     received_msgs: u64,
+    /// Until when the link repairs eagerly, after a loss (see
+    /// [`REPAIR_MODE_MS`]).
+    repair_until: Option<u64>,
 }
+
+/// How long a loss (a gap in the peer's digest, or a timeout) puts a link in
+/// repair mode: it resends what is still unacknowledged after a round
+/// instead of waiting for the timeout, and a star hub's link sends its item
+/// batches in [`REPAIR_COPIES`] copies (a leaf depends on each of the hub's
+/// batches for every other node's values, and a lost one costs it a round).
+pub const REPAIR_MODE_MS: u64 = 10_000;
+/// How many copies of a batch with items a link in repair mode sends.
+pub const REPAIR_COPIES: usize = 2;
 
 impl Link {
     pub fn new(me: impl Into<String>, peer: impl Into<String>, policy: LinkPolicy) -> Self {
@@ -103,6 +121,34 @@ impl Link {
             sent_msgs: 0,
             resent_items: 0,
             received_msgs: 0,
+            repair_until: None,
+        }
+    }
+
+    /// A loss at `now`: repair mode for a while.
+    fn on_loss(&mut self, now: u64) {
+        self.repair_until = Some(now.saturating_add(REPAIR_MODE_MS));
+    }
+
+    /// Leaves repair mode once its time is up.
+    fn refresh(&mut self, now: u64) {
+        self.schedule.settle(now);
+        if self.repair_until.is_some_and(|until| until <= now) {
+            self.repair_until = None;
+        }
+    }
+
+    /// Whether the link is in repair mode.
+    pub fn repairing(&self) -> bool {
+        self.repair_until.is_some()
+    }
+
+    /// The retransmission timeout in effect: in repair mode at most a round.
+    fn rto_ms(&self) -> u64 {
+        let rto = self.rto.rto();
+        match (self.repairing(), self.schedule.round()) {
+            (true, Some(round)) => rto.min(round),
+            _ => rto,
         }
     }
 
@@ -110,24 +156,53 @@ impl Link {
         &self.peer
     }
 
-    /// The store took new items (not from this peer) and/or its digest changed.
-    pub fn on_local_update(&mut self, now: u64, items: &[Item], digest: Arc<Digest>) {
-        self.schedule.settle(now);
+    /// The store took new items (not from this peer) and/or its digest
+    /// changed; `sent_at`: when the peer batch that brought the items was
+    /// sent (None for a client's), so that items that missed this link's
+    /// latest flush need not wait a whole round.
+    pub fn on_local_update(
+        &mut self,
+        now: u64,
+        items: &[Item],
+        digest: Arc<Digest>,
+        sent_at: Option<u64>,
+    ) {
+        self.refresh(now);
+        let mut waiting = false;
         for item in items {
-            self.outbox.offer(now, item, self.acks.peer_holds());
+            waiting |= self.outbox.offer(now, item, self.acks.peer_holds());
+        }
+        if let (true, Some(sent)) = (waiting, sent_at) {
+            self.schedule
+                .on_late_items(now, sent, self.one_way.median());
         }
         self.acks.on_local_digest(now, digest);
+    }
+
+    /// The node's arrival estimate for an after-peer link (see
+    /// [`RoundSchedule::set_flush_offset`]).
+    pub fn set_flush_offset(&mut self, offset_ms: u64) {
+        self.schedule.set_flush_offset(offset_ms);
     }
 
     /// A gossip message from the peer: learn what it holds, drop what it
     /// acknowledged, take a timing sample, and follow its round.
     pub fn on_peer_message(&mut self, now: u64, msg: &Gossip) {
-        self.schedule.settle(now);
+        self.refresh(now);
         self.received_msgs += 1;
         self.one_way.on_message(now, msg.ts);
         self.acks.on_peer_message(now, msg);
         if let Some(sample) = self.outbox.drop_acknowledged(now, self.acks.peer_holds()) {
             self.rto.on_sample(sample);
+        }
+        let transit =
+            self.one_way.median().unwrap_or(self.policy.latency_hint_ms) + REPAIR_MARGIN_MS;
+        if self
+            .outbox
+            .mark_lost(now, msg.ts, transit, self.acks.peer_holds())
+            > 0
+        {
+            self.on_loss(now);
         }
         self.rto.on_peer_heard();
         if let Some(change) = msg.round {
@@ -164,13 +239,14 @@ impl Link {
     /// The message due at `now`, if any. Call after every event and at
     /// [`Link::next_deadline`].
     pub fn poll(&mut self, now: u64) -> Option<Gossip> {
-        self.schedule.settle(now);
+        self.refresh(now);
         if self.next_deadline()? > now {
             return None;
         }
-        let batch = self.outbox.take_batch(now, self.rto.rto());
-        if batch.resent > 0 {
+        let batch = self.outbox.take_batch(now, self.rto_ms());
+        if batch.timed_out {
             self.rto.on_timeout();
+            self.on_loss(now);
         }
         self.schedule.on_send(now);
         self.sent_msgs += 1;
@@ -186,11 +262,22 @@ impl Link {
     /// When the next message is due (after alignment), or `None` when the
     /// link has nothing to say.
     pub fn next_deadline(&self) -> Option<u64> {
-        let due = [self.outbox.due(self.rto.rto()), self.acks.due()]
+        let due = [self.outbox.due(self.rto_ms()), self.acks.due()]
             .into_iter()
             .flatten()
             .min()?;
         Some(self.schedule.align(due, self.one_way.median()))
+    }
+
+    /// How many copies of a message just polled to send: more than one on a
+    /// star hub's link in repair mode, for a message with items.
+    pub fn copies(&self, msg: &Gossip) -> usize {
+        let hub = matches!(self.policy.flush, Flush::AfterPeer { .. });
+        if hub && self.repairing() && !msg.items.is_empty() {
+            REPAIR_COPIES
+        } else {
+            1
+        }
     }
 
     /// Whether the link holds nothing: no waiting, lazy or in-flight items.
@@ -292,6 +379,7 @@ mod tests {
             1_000,
             std::slice::from_ref(&first),
             digest_of(std::slice::from_ref(&first)),
+            None,
         );
         let msg = hub
             .poll(1_110)
@@ -309,7 +397,7 @@ mod tests {
         hub.set_round(change);
         let second = Item::new("n0", 2, 6);
         let both = [first.clone(), second.clone()];
-        hub.on_local_update(1_160, std::slice::from_ref(&second), digest_of(&both));
+        hub.on_local_update(1_160, std::slice::from_ref(&second), digest_of(&both), None);
         assert_eq!(hub.next_deadline(), Some(1_310), "still the 200 ms rounds");
         let msg = hub.poll(1_310).expect("announcement");
         assert_eq!(msg.round, Some(change));
@@ -322,6 +410,7 @@ mod tests {
             1_450,
             std::slice::from_ref(&mine),
             digest_of(&[first.clone(), second.clone(), mine.clone()]),
+            None,
         );
         assert_eq!(leaf.next_deadline(), Some(1_600));
         assert!(leaf.poll(1_600).is_some());
@@ -330,6 +419,7 @@ mod tests {
             1_700,
             std::slice::from_ref(&later),
             digest_of(&[first, second, mine, later.clone()]),
+            None,
         );
         assert_eq!(leaf.next_deadline(), Some(1_800));
         assert!(leaf.poll(1_800).is_some());
@@ -354,6 +444,7 @@ mod tests {
             1_900,
             std::slice::from_ref(&after),
             digest_of(std::slice::from_ref(&after)),
+            None,
         );
         assert_eq!(leaf.next_deadline(), Some(2_500), "1800 + 700, not 2100");
         // The hub's rounds moved at the same instant: 1800 + 100 + 10.
@@ -362,6 +453,7 @@ mod tests {
             1_850,
             std::slice::from_ref(&third),
             digest_of(std::slice::from_ref(&third)),
+            None,
         );
         assert_eq!(hub.next_deadline(), Some(1_910));
         assert_eq!(hub.poll(1_910).expect("new round").round, Some(change));
@@ -403,11 +495,13 @@ mod tests {
             1005,
             std::slice::from_ref(&a),
             digest_of(std::slice::from_ref(&a)),
+            None,
         );
         link.on_local_update(
             1020,
             std::slice::from_ref(&b),
             digest_of(&[a.clone(), b.clone()]),
+            None,
         );
         assert_eq!(link.next_deadline(), Some(1030));
         assert!(link.poll(1029).is_none());
@@ -423,7 +517,7 @@ mod tests {
         let mut link = Link::new("n0", "n1", reliable(Flush::Immediate));
         let a = Item::new("n0", 1, 7);
         let digest = digest_of(std::slice::from_ref(&a));
-        link.on_local_update(0, std::slice::from_ref(&a), digest.clone());
+        link.on_local_update(0, std::slice::from_ref(&a), digest.clone(), None);
         let first = link.poll(0).expect("sent at once");
         assert_eq!(first.items, vec![a.clone()]);
         // The batch is lost; the retransmission comes after the initial RTO.
@@ -451,6 +545,7 @@ mod tests {
             0,
             std::slice::from_ref(&a),
             digest_of(std::slice::from_ref(&a)),
+            None,
         );
         link.poll(0);
         link.on_peer_message(200, &ack(&digest_of(std::slice::from_ref(&a)), 150));
@@ -458,7 +553,7 @@ mod tests {
         assert_eq!(link.stats(200).rto_ms, 600);
         let b = Item::new("n0", 2, 8);
         let d2 = digest_of(&[a.clone(), b.clone()]);
-        link.on_local_update(1000, std::slice::from_ref(&b), d2.clone());
+        link.on_local_update(1000, std::slice::from_ref(&b), d2.clone(), None);
         link.poll(1000);
         link.poll(1600).expect("timeout");
         link.on_peer_message(1700, &ack(&d2, 1650));
@@ -478,7 +573,7 @@ mod tests {
             round: None,
         };
         link.on_peer_message(10, &peer_msg);
-        link.on_local_update(10, &[], digest_of(std::slice::from_ref(&theirs)));
+        link.on_local_update(10, &[], digest_of(std::slice::from_ref(&theirs)), None);
         // A digest-only acknowledgement is owed after the ack delay...
         assert_eq!(link.next_deadline(), Some(60));
         // ...but a batch of our own goes first and carries it.
@@ -487,6 +582,7 @@ mod tests {
             20,
             std::slice::from_ref(&mine),
             digest_of(&[theirs.clone(), mine.clone()]),
+            None,
         );
         let msg = link.poll(20).expect("batch");
         assert_eq!(msg.items, vec![mine.clone()]);
@@ -499,7 +595,7 @@ mod tests {
     fn a_digest_only_message_acknowledges_when_nothing_else_goes() {
         let mut link = Link::new("n0", "n1", reliable(Flush::Immediate));
         let theirs = Item::new("n1", 1, 5);
-        link.on_local_update(10, &[], digest_of(std::slice::from_ref(&theirs)));
+        link.on_local_update(10, &[], digest_of(std::slice::from_ref(&theirs)), None);
         assert!(link.poll(59).is_none());
         let msg = link.poll(60).expect("digest-only ack");
         assert!(msg.items.is_empty() && msg.digest.covers("n1", 1));
@@ -509,7 +605,7 @@ mod tests {
     #[test]
     fn an_unchanged_digest_owes_nothing() {
         let mut link = Link::new("n0", "n1", reliable(Flush::Immediate));
-        link.on_local_update(0, &[], Arc::new(Digest::default()));
+        link.on_local_update(0, &[], Arc::new(Digest::default()), None);
         assert_eq!(link.next_deadline(), None);
     }
 
@@ -522,6 +618,7 @@ mod tests {
             5,
             std::slice::from_ref(&a),
             digest_of(std::slice::from_ref(&a)),
+            None,
         );
         let msg = link.poll(55).expect("digest only");
         assert!(msg.items.is_empty());
@@ -540,6 +637,7 @@ mod tests {
             5000,
             std::slice::from_ref(&a),
             digest_of(std::slice::from_ref(&a)),
+            None,
         );
         // No samples yet: the latency hint (100) places the round at +110.
         assert_eq!(link.next_deadline(), Some(5110));
@@ -558,7 +656,7 @@ mod tests {
         let from_a1 = Item::new("a", 1, 11);
         let from_a2 = Item::new("a", 2, 12);
         let items = [from_a1.clone(), from_a2.clone()];
-        link.on_local_update(0, &items, digest_of(&items));
+        link.on_local_update(0, &items, digest_of(&items), None);
         // Not eager: only the owed digest goes out.
         let msg = link.poll(50).expect("digest");
         assert!(msg.items.is_empty());

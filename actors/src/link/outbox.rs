@@ -4,6 +4,12 @@
 //! grace period) or is in flight (sent, kept until the peer's digest covers
 //! it, retransmitted on timeout); the peer's acknowledgement drops it
 //! wherever it is.
+//!
+//! Every message from the peer carries its digest, so a lost item shows as
+//! a gap long before any timeout: an in-flight item that a peer message
+//! sent well after the item's arrival still lacks is marked lost and goes
+//! again in the next batch ([`Outbox::mark_lost`]), like a selective
+//! acknowledgement; the timeout is the last resort for a silent peer.
 
 use super::policy::{Eager, LinkPolicy};
 use crate::digest::{Digest, Item, ItemKey};
@@ -23,6 +29,16 @@ struct InFlight {
     since: u64,
     last_sent: u64,
     attempts: u32,
+    /// When a peer digest showed it lost: due again from then.
+    lost_at: Option<u64>,
+}
+
+impl InFlight {
+    /// When it goes again: once marked lost, else after `rto`.
+    fn resend_at(&self, rto: u64) -> u64 {
+        self.lost_at
+            .unwrap_or_else(|| self.last_sent.saturating_add(rto))
+    }
 }
 
 /// The items of one batch.
@@ -32,6 +48,8 @@ pub struct Batch {
     pub items: Vec<Item>,
     /// How many of them are retransmissions.
     pub resent: u64,
+    /// Whether any retransmission is a timeout's (not a marked loss's).
+    pub timed_out: bool,
 }
 
 /// The outbox's size and age, for the backlog trace.
@@ -74,16 +92,17 @@ impl Outbox {
     /// A new item of the store's: kept unless the peer holds it or the
     /// outbox has it already; it waits if the policy sends it eagerly, lies
     /// lazy if it allows a lazy send, and is dropped otherwise.
-    pub fn offer(&mut self, now: u64, item: &Item, peer_holds: &Digest) {
+    /// Returns whether it now waits for the next flush.
+    pub fn offer(&mut self, now: u64, item: &Item, peer_holds: &Digest) -> bool {
         if peer_holds.covers(&item.origin, item.seq) {
-            return;
+            return false;
         }
         let key = item.key();
         if self.waiting.contains_key(&key)
             || self.lazy.contains_key(&key)
             || self.in_flight.contains_key(&key)
         {
-            return;
+            return false;
         }
         let eager = match self.eager {
             Eager::All => true,
@@ -99,6 +118,7 @@ impl Outbox {
         } else if self.lazy_grace_ms.is_some() {
             self.lazy.insert(key, waiting);
         }
+        eager
     }
 
     /// Drops every item the peer holds. Returns the longest acknowledgement
@@ -121,28 +141,53 @@ impl Outbox {
         ack_delay
     }
 
+    /// In-flight items that the peer's digest in a message it sent at
+    /// `peer_sent` still lacks, although they were sent at least
+    /// `transit_ms` before: lost, due again from `now`. Returns how many
+    /// were newly marked.
+    pub fn mark_lost(
+        &mut self,
+        now: u64,
+        peer_sent: u64,
+        transit_ms: u64,
+        peer_holds: &Digest,
+    ) -> usize {
+        let mut marked = 0;
+        for ((origin, seq), f) in self.in_flight.iter_mut() {
+            let should_have_arrived = f.last_sent.saturating_add(transit_ms) <= peer_sent;
+            if f.lost_at.is_none() && should_have_arrived && !peer_holds.covers(origin, *seq) {
+                f.lost_at = Some(now);
+                marked += 1;
+            }
+        }
+        marked
+    }
+
     /// When the earliest item is due, before any round alignment: a waiting
-    /// item at once, a lazy one after the grace, an in-flight one after
-    /// `rto` without acknowledgement.
+    /// item at once, a lazy one after the grace, an in-flight one once
+    /// marked lost or after `rto` without acknowledgement.
     pub fn due(&self, rto: u64) -> Option<u64> {
         let waiting = self.waiting.values().map(|w| w.since).min();
         let lazy = self
             .lazy_grace_ms
             .and_then(|grace| Some(self.lazy.values().map(|w| w.since).min()? + grace));
-        let resend = self.in_flight.values().map(|f| f.last_sent + rto).min();
+        let resend = self.in_flight.values().map(|f| f.resend_at(rto)).min();
         [waiting, lazy, resend].into_iter().flatten().min()
     }
 
-    /// The items of a batch sent at `now`: in-flight items unacknowledged
-    /// for `rto`, every waiting item, and lazy items past their grace. On a
-    /// reliable link the new ones stay in flight.
+    /// The items of a batch sent at `now`: in-flight items marked lost or
+    /// unacknowledged for `rto`, every waiting item, and lazy items past
+    /// their grace. On a reliable link the new ones stay in flight.
     pub fn take_batch(&mut self, now: u64, rto: u64) -> Batch {
         let mut items = Vec::new();
         let mut resent = 0;
+        let mut timed_out = false;
         for ((origin, seq), f) in self.in_flight.iter_mut() {
-            if f.last_sent + rto <= now {
+            if f.resend_at(rto) <= now {
+                timed_out |= f.lost_at.is_none();
                 f.last_sent = now;
                 f.attempts += 1;
+                f.lost_at = None;
                 resent += 1;
                 items.push(Item::new(origin.clone(), *seq, f.value));
             }
@@ -171,11 +216,16 @@ impl Outbox {
                         since: w.since,
                         last_sent: now,
                         attempts: 1,
+                        lost_at: None,
                     },
                 );
             }
         }
-        Batch { items, resent }
+        Batch {
+            items,
+            resent,
+            timed_out,
+        }
     }
 
     /// Whether the outbox holds no item at all.
@@ -289,10 +339,50 @@ mod tests {
             batch,
             Batch {
                 items: vec![b, c],
-                resent: 1
+                resent: 1,
+                timed_out: true,
             }
         );
         assert_eq!(outbox.backlog().batches_in_flight, 2, "sent at 100 and 300");
+    }
+
+    #[test]
+    fn a_gap_in_a_later_peer_digest_marks_an_item_lost_and_due_at_once() {
+        let a = Item::new("n0", 1, 1);
+        let b = Item::new("n0", 2, 2);
+        let nothing = Digest::default();
+        let mut outbox = Outbox::new("n0".into(), &policy(Eager::All, None, true));
+        outbox.offer(0, &a, &nothing);
+        outbox.take_batch(0, 2_000);
+        outbox.offer(100, &b, &nothing);
+        outbox.take_batch(100, 2_000);
+        // The peer's message sent at 150 could not have shown b (sent at
+        // 100, 110 ms in transit), but should have shown a.
+        assert_eq!(outbox.mark_lost(260, 150, 110, &nothing), 1);
+        assert_eq!(outbox.mark_lost(270, 150, 110, &nothing), 0, "once");
+        assert_eq!(outbox.due(2_000), Some(260));
+        let batch = outbox.take_batch(300, 2_000);
+        assert_eq!(
+            batch,
+            Batch {
+                items: vec![a.clone()],
+                resent: 1,
+                timed_out: false,
+            },
+            "a resend, not a timeout"
+        );
+        assert_eq!(
+            outbox.mark_lost(320, 250, 110, &holds(&[&b])),
+            0,
+            "a's resend is not due to show yet, b is held"
+        );
+        assert_eq!(outbox.drop_acknowledged(400, &holds(&[&b])), Some(300));
+        assert_eq!(
+            outbox.drop_acknowledged(420, &holds(&[&a, &b])),
+            None,
+            "Karn: no sample from a resent item"
+        );
+        assert!(outbox.is_empty());
     }
 
     #[test]

@@ -9,6 +9,14 @@
 //! ([`RoundSchedule::on_peer_round`]); both ends put it into effect at its
 //! instant ([`RoundSchedule::settle`]), and [`RoundSchedule::align`] places
 //! rounds on the new grid from that instant on even before it is settled.
+//!
+//! An after-peer link (a star hub's link to a leaf) flushes at the hub's
+//! flush offset after the leaves' round instant: the offset the node's
+//! arrival estimate (see `arrivals`) sets, or the link's own measured delay
+//! plus the linger until it does. Items that arrive from a batch sent before
+//! the link's latest flush missed it: unless the next flush is near, they go
+//! at once ([`RoundSchedule::on_late_items`]), a few ms later so that the
+//! round's other stragglers ride along, instead of waiting a whole round.
 
 use super::policy::{Flush, RoundRole};
 use crate::protocol::RoundChange;
@@ -32,7 +40,15 @@ pub struct RoundSchedule {
     /// What a round-leading link announces: its latest change.
     announced: Option<RoundChange>,
     last_sent_at: Option<u64>,
+    /// After-peer links: how long after the peer's round instant to flush,
+    /// as the node's arrival estimate set it.
+    flush_offset_ms: Option<u64>,
+    /// An extra flush for items that missed the latest one.
+    expedite_at: Option<u64>,
 }
+
+/// How long a late flush waits for the round's other stragglers.
+pub const LATE_COLLECT_MS: u64 = 3;
 
 impl RoundSchedule {
     pub fn new(flush: Flush, role: RoundRole, latency_hint_ms: u64) -> Self {
@@ -43,6 +59,8 @@ impl RoundSchedule {
             next: None,
             announced: None,
             last_sent_at: None,
+            flush_offset_ms: None,
+            expedite_at: None,
         }
     }
 
@@ -106,6 +124,49 @@ impl RoundSchedule {
     /// A message went out at `now`.
     pub fn on_send(&mut self, now: u64) {
         self.last_sent_at = Some(now);
+        self.expedite_at = None;
+    }
+
+    /// The node's arrival estimate: an after-peer link flushes this long
+    /// after the peer's round instant.
+    pub fn set_flush_offset(&mut self, offset_ms: u64) {
+        self.flush_offset_ms = Some(offset_ms);
+    }
+
+    /// For an after-peer link, the peer's round instant a message it sent
+    /// at `sent` belongs to, and how long after it the message arrived at
+    /// `now` (None for other links, or from a clock ahead of ours).
+    pub fn arrival(&self, now: u64, sent: u64) -> Option<(u64, u64)> {
+        let Flush::AfterPeer {
+            interval_ms,
+            peer_phase_ms,
+            ..
+        } = self.flush
+        else {
+            return None;
+        };
+        let interval = interval_ms.max(1);
+        let since_round = (sent + interval - peer_phase_ms % interval) % interval;
+        let round_at = sent.checked_sub(since_round)?;
+        Some((round_at, now.checked_sub(round_at)?))
+    }
+
+    /// Items from a peer's batch sent at `sent` reached this link at `now`.
+    /// On an after-peer link, if they missed its latest flush and the next
+    /// one is more than a quarter round away, they go in an extra flush
+    /// [`LATE_COLLECT_MS`] from now.
+    pub fn on_late_items(&mut self, now: u64, sent: u64, one_way_ms: Option<u64>) {
+        let Flush::AfterPeer { interval_ms, .. } = self.flush else {
+            return;
+        };
+        let missed = self.last_sent_at.is_some_and(|last| last >= sent);
+        if !missed || self.expedite_at.is_some() {
+            return;
+        }
+        let next = self.regular(now, one_way_ms);
+        if next.saturating_sub(now) > interval_ms / 4 {
+            self.expedite_at = Some(now + LATE_COLLECT_MS);
+        }
     }
 
     /// When a message due at `t` may go: at once, or at the first round
@@ -113,6 +174,15 @@ impl RoundSchedule {
     /// round starts `one_way_ms` (measured, else the hint) plus the linger
     /// after the peer's.
     pub fn align(&self, t: u64, one_way_ms: Option<u64>) -> u64 {
+        let regular = self.regular(t, one_way_ms);
+        match self.expedite_at {
+            Some(at) => regular.min(at.max(t)),
+            None => regular,
+        }
+    }
+
+    /// [`RoundSchedule::align`] without an extra late flush.
+    fn regular(&self, t: u64, one_way_ms: Option<u64>) -> u64 {
         let (interval, base, offset) = match self.flush {
             Flush::Immediate => return t,
             Flush::Aligned {
@@ -124,8 +194,10 @@ impl RoundSchedule {
                 peer_phase_ms,
                 linger_ms,
             } => {
-                let one_way = one_way_ms.unwrap_or(self.latency_hint_ms);
-                (interval_ms, peer_phase_ms, one_way + linger_ms)
+                let offset = self
+                    .flush_offset_ms
+                    .unwrap_or_else(|| one_way_ms.unwrap_or(self.latency_hint_ms) + linger_ms);
+                (interval_ms, peer_phase_ms, offset)
             }
         };
         let t = t.max(self.last_sent_at.map_or(0, |last| last + 1));
