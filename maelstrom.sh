@@ -6,6 +6,7 @@ set -euo pipefail
 usage() {
   cat <<'TXT'
 Usage: ./maelstrom.sh [OPTIONS] [CHALLENGE...] [-- NODE ARGS...]
+       ./maelstrom.sh stress [OPTIONS] [ROW...] the stress suite (maelstrom-sim only), see below
        ./maelstrom.sh test [HARNESS ARGS...]   pass straight through to the harness
        ./maelstrom.sh sweep [OPTIONS]          the reference write-up's interval x branching sweep
                                                and the profiles: docs/sweep.md, docs/frontier.svg
@@ -15,7 +16,8 @@ Each runs with the challenge parameters (spec section 8); 3d, 3e and fast
 start the node with the profile of the same name.
 
 Options:
-  --seeds N        run each challenge on seeds 1..N (maelstrom-sim only)
+  --seeds N        run each challenge on N random seeds (maelstrom-sim only;
+                   the seeds are in the run labels, rerun one with --seed K)
   --seed K         run each challenge once, on seed K (maelstrom-sim only)
   --nemesis        add --nemesis partition to every challenge
   --sim            use maelstrom-sim even if real Maelstrom is installed
@@ -26,10 +28,21 @@ Real Maelstrom is used when the environment variable MAELSTROM names its
 launcher or `maelstrom` is on PATH (unless --sim). Results are read from each
 run's store/latest/results.edn either way; the table shows servers
 msgs-per-op and the stable-latency median (0.5) and max (1) in ms, and
-whether the run passes the challenge's limits. A maelstrom-sim run whose
+whether the run passes the challenge's limits and this project's targets;
+with several runs per challenge, a line per challenge gives the pass counts
+("3d 10/10 pass") and the worst msgs/op, median and max over its runs.
+A maelstrom-sim run whose
 own lateness was over its bound (:harness :lateness-exceeded true) is run
 once more; the table then shows the rerun, labelled RUN-rerun, and its
 harness column says whether that one was late too.
+
+Stress rows (ROW, default all but 3d-100n; each on 25 nodes, rate 100,
+latency 100 unless said otherwise, limits and targets in results-table):
+  3d-jitter 3e-jitter fast-jitter   --delivery-jitter-ms 5
+  3d-loss      3d profile, --p-loss 0.2 --p-dup 0.1, clients exempt
+  fast-loss    fast profile, --p-loss 0.2, clients exempt
+  5n-loss      5 nodes, rate 10, --p-loss 0.3 --p-dup 0.2, clients exempt
+  3d-100n      100 nodes, rate 1000, 3d profile (slow: about 45 s a run)
 TXT
 }
 
@@ -48,7 +61,7 @@ challenges=()
 node_args=()
 mode=challenges
 
-if [[ $# -gt 0 && ( "$1" == "test" || "$1" == "sweep" ) ]]; then
+if [[ $# -gt 0 && ( "$1" == "test" || "$1" == "sweep" || "$1" == "stress" ) ]]; then
   mode=$1
   shift
 fi
@@ -61,7 +74,11 @@ else
       -h|--help) usage; exit 0 ;;
       --seeds)
         [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || die "--seeds needs a positive integer"
-        seeds=($(seq 1 "$2")); shift 2 ;;
+        seeds=()
+        for _ in $(seq 1 "$2"); do
+          seeds+=("$(( $(od -An -N8 -td8 /dev/urandom) & 0x7fffffffffffffff ))")
+        done
+        shift 2 ;;
       --seed)
         [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || die "--seed needs a non-negative integer"
         seeds=("$2"); shift 2 ;;
@@ -69,12 +86,16 @@ else
       --sim) force_sim=1; shift ;;
       --no-build) build=0; shift ;;
       --) shift; node_args=("$@"); break ;;
-      3a|3b|3c|3d|3e|fast) challenges+=("$1"); shift ;;
+      3a|3b|3c|3d|3e|fast) [[ $mode == challenges ]] || die "$mode takes no challenge names"
+        challenges+=("$1"); shift ;;
+      3d-jitter|3e-jitter|fast-jitter|3d-loss|fast-loss|5n-loss|3d-100n)
+        [[ $mode == stress ]] || die "$1 is a stress row: ./maelstrom.sh stress $1"
+        challenges+=("$1"); shift ;;
       sweep) mode=sweep; shift ;;
       *) die "unknown argument '$1' (see --help)" ;;
     esac
   done
-  [[ $mode == challenges || ${#challenges[@]} -eq 0 ]] || die "sweep takes no challenge names"
+  [[ $mode != sweep || ${#challenges[@]} -eq 0 ]] || die "sweep takes no challenge names"
 fi
 
 harness=()
@@ -98,6 +119,9 @@ fi
 if [[ ${#seeds[@]} -gt 0 && $harness_kind != sim ]]; then
   die "--seed/--seeds need maelstrom-sim (real Maelstrom has no seed option)"
 fi
+if [[ $mode == stress && $harness_kind != sim ]]; then
+  die "stress needs maelstrom-sim's extensions (pass --sim)"
+fi
 [[ ${#seeds[@]} -gt 0 ]] || seeds=("")
 
 # Challenge parameters (spec section 8) and the node profile each one uses.
@@ -107,11 +131,18 @@ params() {
     3b) echo "--node-count 5 --time-limit 20 --rate 10" ;;
     3c) echo "--node-count 5 --time-limit 20 --rate 10 --nemesis partition" ;;
     3d|3e|fast) echo "--node-count 25 --time-limit 20 --rate 100 --latency 100" ;;
+    3d-jitter|3e-jitter|fast-jitter)
+      echo "--node-count 25 --time-limit 20 --rate 100 --latency 100 --delivery-jitter-ms 5" ;;
+    3d-loss) echo "--node-count 25 --time-limit 20 --rate 100 --latency 100 --p-loss 0.2 --p-dup 0.1 --p-loss-clients exempt" ;;
+    fast-loss) echo "--node-count 25 --time-limit 20 --rate 100 --latency 100 --p-loss 0.2 --p-loss-clients exempt" ;;
+    5n-loss) echo "--node-count 5 --time-limit 20 --rate 10 --p-loss 0.3 --p-dup 0.2 --p-loss-clients exempt" ;;
+    3d-100n) echo "--node-count 100 --time-limit 20 --rate 1000 --latency 100" ;;
   esac
 }
 profile() {
   case "$1" in
     3d|3e|fast) echo "$1" ;;
+    3d-*|3e-*|fast-*) echo "${1%%-*}" ;;
     *) echo default ;;
   esac
 }
@@ -164,7 +195,12 @@ run_one() { # challenge label profile seed [extra harness args...]
 }
 
 log_dir=$(mktemp -d "${TMPDIR:-/tmp}/maelstrom-sh.XXXXXX")
-[[ $mode == sweep || ${#challenges[@]} -gt 0 ]] || challenges=(3a 3b 3c 3d 3e)
+if [[ ${#challenges[@]} -eq 0 ]]; then
+  case $mode in
+    challenges) challenges=(3a 3b 3c 3d 3e) ;;
+    stress) challenges=(3d-jitter 3e-jitter fast-jitter 3d-loss fast-loss 5n-loss) ;;
+  esac
+fi
 profiles=(3d 3e fast)
 if [[ $mode == sweep ]]; then
   run_total=$(( (20 + ${#profiles[@]}) * ${#seeds[@]} ))

@@ -52,9 +52,9 @@ impl fmt::Display for OverlayKind {
 pub enum Profile {
     /// The same as 3d.
     Default,
-    /// Star with 430 ms rounds (challenge 3d: median < 400 ms, max < 600 ms).
+    /// Star with 360 ms rounds (challenge 3d: median < 400 ms, max < 600 ms).
     ThreeD,
-    /// Star with 1700 ms rounds (challenge 3e: fewest messages).
+    /// Star with 1650 ms rounds (challenge 3e: fewest messages).
     ThreeE,
     /// Fan-out of own values with hub repair (lowest latency).
     Fast,
@@ -123,13 +123,13 @@ impl Profile {
             targets: None,
         };
         let gossip = match self {
-            Profile::Default | Profile::ThreeD => star(430, 1500, 4000),
-            Profile::ThreeE => star(1700, 3000, 6000),
+            Profile::Default | Profile::ThreeD => star(360, 1500, 4000),
+            Profile::ThreeE => star(1650, 3000, 6000),
             Profile::Fast => GossipConfig {
                 overlay: OverlayKind::Fanout,
                 ack_delay_ms: 3000,
                 max_rto_ms: 8000,
-                ..star(430, 0, 0)
+                ..star(360, 0, 0)
             },
         };
         Config {
@@ -516,7 +516,7 @@ mod tests {
             Config::profile(Profile::Fast).gossip.ack_delay_ms
         );
         let c = parse(&["--profile=3e", "--trace-interval-ms=0"]).unwrap();
-        assert_eq!(c.gossip.interval_ms, 1700);
+        assert_eq!(c.gossip.interval_ms, 1650);
         assert_eq!(c.trace_interval_ms, 0);
     }
 

@@ -593,7 +593,7 @@ mod tests {
     /// 5 ms (head-of-line kept): the hub's flush follows the measured spread
     /// and forwards a batch that still misses it, so no value waits a whole
     /// extra round: every node holds each value within one round, two
-    /// one-way delays and the spread, where an extra round would add 430 ms.
+    /// one-way delays and the spread, where an extra round would add a whole round (360 ms).
     #[test]
     fn late_deliveries_cost_no_extra_round() {
         let c0 = Config::profile(Profile::ThreeD).gossip;

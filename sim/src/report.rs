@@ -398,11 +398,20 @@ impl Limits {
         };
         match name {
             "3a" | "3b" | "3c" => Some(Limits::VALID_ONLY),
-            "3d" => Some(limits(30.0, 400.0, 600.0)),
-            "3e" => Some(limits(20.0, 1000.0, 2000.0)),
+            // Late deliveries (`./maelstrom.sh stress`) change nothing in
+            // what the challenge asks.
+            "3d" | "3d-jitter" | "3d-100n" => Some(limits(30.0, 400.0, 600.0)),
+            "3e" | "3e-jitter" => Some(limits(20.0, 1000.0, 2000.0)),
             // The fast profile runs on 3d's settings and must pass both.
-            "fast" => Some(limits(20.0, 400.0, 600.0)),
-            _ if name.ends_with("-partition") => Some(Limits::VALID_ONLY),
+            "fast" | "fast-jitter" => Some(limits(20.0, 400.0, 600.0)),
+            // Loss, duplication, partitions, kills and pauses: the challenge
+            // scores no latency there, only that nothing acknowledged is lost.
+            _ if name.ends_with("-partition")
+                || name.ends_with("-loss")
+                || name.starts_with("kill") =>
+            {
+                Some(Limits::VALID_ONLY)
+            }
             _ => None,
         }
     }
@@ -424,7 +433,31 @@ impl Limits {
                 strict: true,
                 ..limits(0.35, 1000.0, 2000.0)
             }),
-            "fast" => Some(limits(12.0, 85.0, 105.0)),
+            "fast" => Some(limits(12.5, 85.0, 105.0)),
+            // The robustness targets (issue 10): late deliveries, loss, a
+            // cluster four times larger.
+            "3d-jitter" => Some(Limits {
+                strict: true,
+                ..limits(1.2, 400.0, 600.0)
+            }),
+            "3e-jitter" => Some(Limits {
+                strict: true,
+                ..limits(0.35, 1000.0, 2000.0)
+            }),
+            "fast-jitter" => Some(limits(12.5, 90.0, 160.0)),
+            "3d-loss" => Some(limits(1.6, 600.0, 3000.0)),
+            "fast-loss" => Some(Limits {
+                max_median_ms: Some(120.0),
+                ..Limits::VALID_ONLY
+            }),
+            "5n-loss" => Some(Limits {
+                max_median_ms: Some(1000.0),
+                ..Limits::VALID_ONLY
+            }),
+            "3d-100n" => Some(Limits {
+                strict: true,
+                ..limits(1.0, 400.0, 600.0)
+            }),
             _ => None,
         }
     }

@@ -65,7 +65,7 @@ fn harness_timing(figures: &RunFigures) -> &'static str {
 
 fn challenge_table(runs: &[Run]) -> bool {
     println!(
-        "{:<14} {:<12} {:<8} {:>5} {:>8} {:>7} {:>7}  {:<28} {:<28} harness",
+        "{:<14} {:<26} {:<8} {:>5} {:>8} {:>7} {:>7}  {:<28} {:<28} harness",
         "challenge",
         "run",
         "valid",
@@ -80,7 +80,7 @@ fn challenge_table(runs: &[Run]) -> bool {
     for run in runs {
         let Some(figures) = &run.figures else {
             println!(
-                "{:<14} {:<12} ABORTED (no results)",
+                "{:<14} {:<26} ABORTED (no results)",
                 run.challenge, run.label
             );
             all_pass = false;
@@ -91,7 +91,7 @@ fn challenge_table(runs: &[Run]) -> bool {
             all_pass = false;
         }
         println!(
-            "{:<14} {:<12} {:<8} {:>5} {:>8} {:>7} {:>7}  {:<28} {:<28} {}",
+            "{:<14} {:<26} {:<8} {:>5} {:>8} {:>7} {:>7}  {:<28} {:<28} {}",
             run.challenge,
             run.label,
             figures.valid.to_string(),
@@ -110,36 +110,46 @@ fn challenge_table(runs: &[Run]) -> bool {
     all_pass
 }
 
-/// One line per challenge that ran more than once (several seeds).
+/// One line per challenge: how many runs passed its limits and this
+/// project's targets ("3d 10/10"), and the worst figure of each kind over
+/// all its runs (never a mean), with the run it came from.
 fn summarize_repeats(runs: &[Run]) {
     let mut by_challenge: BTreeMap<&str, Vec<&Run>> = BTreeMap::new();
     for run in runs {
         by_challenge.entry(&run.challenge).or_default().push(run);
     }
-    for (challenge, runs) in by_challenge.into_iter().filter(|(_, runs)| runs.len() > 1) {
-        let figures: Vec<&RunFigures> = runs.iter().filter_map(|r| r.figures.as_ref()).collect();
-        let passed = figures
-            .iter()
-            .filter(|f| Limits::challenge(challenge).is_some_and(|l| l.judge(f).is_ok()))
-            .count();
-        let valid = figures.iter().filter(|f| f.valid == Verdict::Valid).count();
-        let lost: u64 = figures.iter().filter_map(|f| f.lost_count).sum();
-        let mean = |pick: fn(&RunFigures) -> Option<f64>| {
-            let values: Vec<f64> = figures.iter().filter_map(|f| pick(f)).collect();
-            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    for (challenge, runs) in by_challenge {
+        let total = runs.len();
+        let judged = |limits: Option<Limits>| {
+            runs.iter()
+                .filter(|r| {
+                    r.figures
+                        .as_ref()
+                        .is_some_and(|f| limits.is_some_and(|l| l.judge(f).is_ok()))
+                })
+                .count()
         };
-        let worst_max = figures
+        let lost: u64 = runs
             .iter()
-            .filter_map(|f| f.max())
-            .fold(None, |acc: Option<f64>, v| {
-                Some(acc.map_or(v, |a| a.max(v)))
-            });
+            .filter_map(|r| r.figures.as_ref()?.lost_count)
+            .sum();
+        let worst = |pick: fn(&RunFigures) -> Option<f64>, digits: usize| {
+            runs.iter()
+                .filter_map(|r| Some((pick(r.figures.as_ref()?)?, r.label.as_str())))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map_or("-".to_string(), |(v, label)| {
+                    format!("{} ({label})", number(Some(v), digits))
+                })
+        };
+        let target = Limits::target(challenge).map_or(String::new(), |t| {
+            format!(", target {}/{total}", judged(Some(t)))
+        });
         println!(
-            "{challenge}: {} runs, {valid} valid, {passed} pass, {lost} lost in all; mean msgs/op {}, mean median {}, worst max {}",
-            runs.len(),
-            number(mean(|f| f.servers_msgs_per_op), 3),
-            number(mean(RunFigures::median), 0),
-            number(worst_max, 0),
+            "{challenge} {}/{total} pass{target}, {lost} lost in all; worst msgs/op {}, worst median {}, worst max {}",
+            judged(Limits::challenge(challenge)),
+            worst(|f| f.servers_msgs_per_op, 3),
+            worst(RunFigures::median, 0),
+            worst(RunFigures::max, 0),
         );
     }
 }
