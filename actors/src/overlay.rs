@@ -99,6 +99,7 @@ pub fn plan_as(
         rto: rounds_rto,
         latency_hint_ms: cfg.latency_hint_ms,
         round: RoundRole::Fixed,
+        repair_copies: 1,
     };
     let with = |peers: Vec<&String>, policy: &dyn Fn(&String) -> LinkPolicy| {
         peers
@@ -108,8 +109,11 @@ pub fn plan_as(
             .collect::<Vec<_>>()
     };
     match cfg.overlay {
+        // A leaf gets every other node's values from the hub's batch: one
+        // lost in repair mode would cost it a whole round.
         OverlayKind::Star if me == hub => with(node_ids.iter().collect(), &|_| LinkPolicy {
             round: hub_role,
+            repair_copies: 2,
             ..batched(Flush::AfterPeer {
                 interval_ms: cfg.interval_ms,
                 peer_phase_ms: 0,
@@ -149,6 +153,9 @@ pub fn plan_as(
                 rto: direct_rto,
                 latency_hint_ms: cfg.latency_hint_ms,
                 round: RoundRole::Fixed,
+                // One hop must reach all 24 peers at once or the value is
+                // late: on a lossy network, three copies make a miss rare.
+                repair_copies: 3,
             };
             // Under auto-tuning the hub's links measure the leaves' delays and
             // may announce a switch to a star; the leaves' links hear it.

@@ -99,14 +99,12 @@ pub struct Link {
     repair_until: Option<u64>,
 }
 
-/// How long a loss (a gap in the peer's digest, or a timeout) puts a link in
+/// How long a sure loss (a gap in the peer's digest long after the item
+/// should have arrived, or a timeout) puts a link in
 /// repair mode: it resends what is still unacknowledged after a round
-/// instead of waiting for the timeout, and a star hub's link sends its item
-/// batches in [`REPAIR_COPIES`] copies (a leaf depends on each of the hub's
-/// batches for every other node's values, and a lost one costs it a round).
+/// instead of waiting for the timeout, and sends its item batches in the
+/// policy's `repair_copies` copies.
 pub const REPAIR_MODE_MS: u64 = 10_000;
-/// How many copies of a batch with items a link in repair mode sends.
-pub const REPAIR_COPIES: usize = 2;
 
 impl Link {
     pub fn new(me: impl Into<String>, peer: impl Into<String>, policy: LinkPolicy) -> Self {
@@ -197,11 +195,10 @@ impl Link {
         }
         let transit =
             self.one_way.median().unwrap_or(self.policy.latency_hint_ms) + REPAIR_MARGIN_MS;
-        if self
+        let losses = self
             .outbox
-            .mark_lost(now, msg.ts, transit, self.acks.peer_holds())
-            > 0
-        {
+            .mark_lost(now, msg.ts, transit, self.acks.peer_holds());
+        if losses.confirmed > 0 {
             self.on_loss(now);
         }
         self.rto.on_peer_heard();
@@ -269,12 +266,11 @@ impl Link {
         Some(self.schedule.align(due, self.one_way.median()))
     }
 
-    /// How many copies of a message just polled to send: more than one on a
-    /// star hub's link in repair mode, for a message with items.
+    /// How many copies of a message just polled to send: the policy's
+    /// repair copies in repair mode, for a message with items.
     pub fn copies(&self, msg: &Gossip) -> usize {
-        let hub = matches!(self.policy.flush, Flush::AfterPeer { .. });
-        if hub && self.repairing() && !msg.items.is_empty() {
-            REPAIR_COPIES
+        if self.repairing() && !msg.items.is_empty() {
+            self.policy.repair_copies.max(1)
         } else {
             1
         }
@@ -328,6 +324,7 @@ mod tests {
             rto: RTO,
             latency_hint_ms: 100,
             round: RoundRole::Fixed,
+            repair_copies: 1,
         }
     }
 

@@ -9,7 +9,9 @@
 //! a gap long before any timeout: an in-flight item that a peer message
 //! sent well after the item's arrival still lacks is marked lost and goes
 //! again in the next batch ([`Outbox::mark_lost`]), like a selective
-//! acknowledgement; the timeout is the last resort for a silent peer.
+//! acknowledgement; the timeout is the last resort for a silent peer. A
+//! fire-and-forget link keeps what it sent for a few seconds as well, only
+//! to see such gaps: an item the peer shows lost is sent once more.
 
 use super::policy::{Eager, LinkPolicy};
 use crate::digest::{Digest, Item, ItemKey};
@@ -73,7 +75,27 @@ pub struct Outbox {
     waiting: BTreeMap<ItemKey, Waiting>,
     lazy: BTreeMap<ItemKey, Waiting>,
     in_flight: BTreeMap<ItemKey, InFlight>,
+    /// An unreliable link's recent sends, watched for gaps in the peer's
+    /// digest for [`WATCH_MS`]: (value, sent at).
+    watched: BTreeMap<ItemKey, (i64, u64)>,
 }
+
+/// Items a gap shows lost: how many were marked to go again, and how many
+/// of those the peer's digest lacked so long after they should have arrived
+/// ([`CONFIRM_MARGIN_MS`] more) that no late delivery explains it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Losses {
+    pub marked: usize,
+    pub confirmed: usize,
+}
+
+/// How much later than its expected arrival a gap is a sure loss, not a
+/// late delivery (a false alarm would put the link in repair mode, which
+/// costs messages; a resend on a mere suspicion costs a duplicate item).
+pub const CONFIRM_MARGIN_MS: u64 = 100;
+
+/// How long a fire-and-forget link watches what it sent.
+pub const WATCH_MS: u64 = 5_000;
 
 impl Outbox {
     /// An empty outbox of `me`'s link that follows `policy`.
@@ -86,6 +108,7 @@ impl Outbox {
             waiting: BTreeMap::new(),
             lazy: BTreeMap::new(),
             in_flight: BTreeMap::new(),
+            watched: BTreeMap::new(),
         }
     }
 
@@ -126,6 +149,7 @@ impl Outbox {
     /// (Karn: a retransmitted item's delay is ambiguous).
     pub fn drop_acknowledged(&mut self, now: u64, peer_holds: &Digest) -> Option<u64> {
         self.waiting.retain(|(o, s), _| !peer_holds.covers(o, *s));
+        self.watched.retain(|(o, s), _| !peer_holds.covers(o, *s));
         self.lazy.retain(|(o, s), _| !peer_holds.covers(o, *s));
         let mut ack_delay = None;
         self.in_flight.retain(|(o, s), f| {
@@ -143,24 +167,45 @@ impl Outbox {
 
     /// In-flight items that the peer's digest in a message it sent at
     /// `peer_sent` still lacks, although they were sent at least
-    /// `transit_ms` before: lost, due again from `now`. Returns how many
-    /// were newly marked.
+    /// `transit_ms` before: lost, due again from `now`.
     pub fn mark_lost(
         &mut self,
         now: u64,
         peer_sent: u64,
         transit_ms: u64,
         peer_holds: &Digest,
-    ) -> usize {
-        let mut marked = 0;
+    ) -> Losses {
+        let mut losses = Losses::default();
+        let mut count = |sent: u64| {
+            losses.marked += 1;
+            if sent.saturating_add(transit_ms + CONFIRM_MARGIN_MS) <= peer_sent {
+                losses.confirmed += 1;
+            }
+        };
         for ((origin, seq), f) in self.in_flight.iter_mut() {
             let should_have_arrived = f.last_sent.saturating_add(transit_ms) <= peer_sent;
             if f.lost_at.is_none() && should_have_arrived && !peer_holds.covers(origin, *seq) {
                 f.lost_at = Some(now);
-                marked += 1;
+                count(f.last_sent);
             }
         }
-        marked
+        self.watched
+            .retain(|_, (_, sent)| sent.saturating_add(WATCH_MS) > now);
+        let lost: Vec<ItemKey> = self
+            .watched
+            .iter()
+            .filter(|((origin, seq), (_, sent))| {
+                sent.saturating_add(transit_ms) <= peer_sent && !peer_holds.covers(origin, *seq)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in lost {
+            if let Some((value, sent)) = self.watched.remove(&key) {
+                self.waiting.insert(key, Waiting { value, since: now });
+                count(sent);
+            }
+        }
+        losses
     }
 
     /// When the earliest item is due, before any round alignment: a waiting
@@ -177,7 +222,8 @@ impl Outbox {
 
     /// The items of a batch sent at `now`: in-flight items marked lost or
     /// unacknowledged for `rto`, every waiting item, and lazy items past
-    /// their grace. On a reliable link the new ones stay in flight.
+    /// their grace. On a reliable link the new ones stay in flight, on an
+    /// unreliable one they are watched.
     pub fn take_batch(&mut self, now: u64, rto: u64) -> Batch {
         let mut items = Vec::new();
         let mut resent = 0;
@@ -208,7 +254,9 @@ impl Outbox {
         }
         for ((origin, seq), w) in fresh {
             items.push(Item::new(origin.clone(), seq, w.value));
-            if self.reliable {
+            if !self.reliable {
+                self.watched.insert((origin, seq), (w.value, now));
+            } else {
                 self.in_flight.insert(
                     (origin, seq),
                     InFlight {
@@ -271,6 +319,7 @@ mod tests {
             },
             latency_hint_ms: 100,
             round: RoundRole::Fixed,
+            repair_copies: 1,
         }
     }
 
@@ -358,8 +407,15 @@ mod tests {
         outbox.take_batch(100, 2_000);
         // The peer's message sent at 150 could not have shown b (sent at
         // 100, 110 ms in transit), but should have shown a.
-        assert_eq!(outbox.mark_lost(260, 150, 110, &nothing), 1);
-        assert_eq!(outbox.mark_lost(270, 150, 110, &nothing), 0, "once");
+        assert_eq!(
+            outbox.mark_lost(260, 150, 110, &nothing),
+            Losses {
+                marked: 1,
+                confirmed: 0
+            },
+            "40 ms late only: suspected"
+        );
+        assert_eq!(outbox.mark_lost(270, 150, 110, &nothing).marked, 0, "once");
         assert_eq!(outbox.due(2_000), Some(260));
         let batch = outbox.take_batch(300, 2_000);
         assert_eq!(
@@ -372,7 +428,7 @@ mod tests {
             "a resend, not a timeout"
         );
         assert_eq!(
-            outbox.mark_lost(320, 250, 110, &holds(&[&b])),
+            outbox.mark_lost(320, 250, 110, &holds(&[&b])).marked,
             0,
             "a's resend is not due to show yet, b is held"
         );
@@ -393,6 +449,37 @@ mod tests {
         assert_eq!(outbox.take_batch(0, 300).items, [a]);
         assert!(outbox.is_empty());
         assert_eq!(outbox.due(300), None);
+    }
+
+    #[test]
+    fn an_unreliable_link_sends_once_more_what_a_later_peer_digest_lacks() {
+        let a = Item::new("n0", 1, 1);
+        let b = Item::new("n0", 2, 2);
+        let nothing = Digest::default();
+        let mut outbox = Outbox::new("n0".into(), &policy(Eager::Own, None, false));
+        outbox.offer(0, &a, &nothing);
+        outbox.offer(0, &b, &nothing);
+        outbox.take_batch(0, 300);
+        assert!(outbox.is_empty(), "nothing in flight");
+        assert_eq!(
+            outbox.mark_lost(250, 210, 105, &holds(&[&a])),
+            Losses {
+                marked: 1,
+                confirmed: 1
+            },
+            "b, 105 ms after it should have arrived"
+        );
+        assert_eq!(outbox.due(300), Some(250));
+        assert_eq!(outbox.take_batch(250, 300).items, [b.clone()]);
+        assert_eq!(outbox.mark_lost(600, 500, 105, &holds(&[&a, &b])).marked, 0);
+        outbox.take_batch(700, 300);
+        assert_eq!(
+            outbox
+                .mark_lost(700 + WATCH_MS, 700 + WATCH_MS, 105, &nothing)
+                .marked,
+            0,
+            "watched only for a while"
+        );
     }
 
     #[test]

@@ -71,4 +71,8 @@ pub struct LinkPolicy {
     /// One-way delay assumed until the link has measured some.
     pub latency_hint_ms: u64,
     pub round: RoundRole,
+    /// How many copies of a batch with items the link sends while in repair
+    /// mode (after a loss), where one lost batch costs the peer a round or
+    /// more (1: no extra copies).
+    pub repair_copies: usize,
 }
