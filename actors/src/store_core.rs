@@ -36,6 +36,11 @@ impl NewItems {
         &self.items
     }
 
+    /// The peer they came from (None: a client's).
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+
     /// The store's digest after taking the items.
     pub fn digest(&self) -> &Arc<Digest> {
         &self.digest

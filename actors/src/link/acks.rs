@@ -33,7 +33,7 @@ impl Acks {
 
     /// The store's digest; a change is owed to the peer.
     pub fn on_local_digest(&mut self, now: u64, digest: Arc<Digest>) {
-        if *digest != *self.ours {
+        if !Arc::ptr_eq(&digest, &self.ours) && *digest != *self.ours {
             self.owed_since.get_or_insert(now);
         }
         self.ours = digest;
