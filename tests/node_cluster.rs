@@ -1,7 +1,8 @@
 //! Multi-process tests of broadcast-node: a small in-test router runs five
 //! real node processes, delays inter-node messages, cuts the network into two
-//! halves for a while, drives client broadcasts and reads, and checks that
-//! every acknowledged value is in every node's final read.
+//! halves for a while or SIGKILLs a node and restarts it, drives client
+//! broadcasts and reads, and checks that every acknowledged value is in every
+//! node's final read.
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,8 +14,14 @@ use std::time::{Duration, Instant};
 const NODE: &str = env!("CARGO_BIN_EXE_broadcast-node");
 
 struct Cluster {
+    /// What every node is started with, and restarted with.
+    args: Vec<String>,
     children: Vec<Child>,
     stdins: Vec<ChildStdin>,
+    /// Killed and not restarted yet: what the router sends them is lost.
+    down: Vec<bool>,
+    /// Every node's output reader sends here (a restarted node's too).
+    tx: mpsc::Sender<String>,
     lines: mpsc::Receiver<String>,
     /// Inter-node messages waiting for their delivery time.
     in_flight: Vec<(Instant, usize, String)>,
@@ -29,36 +36,41 @@ fn index(node: &str) -> Option<usize> {
     node.strip_prefix('n')?.parse().ok()
 }
 
+/// Starts a node process whose output lines go to `tx`.
+fn spawn_node(args: &[String], tx: &mpsc::Sender<String>) -> (Child, ChildStdin) {
+    let mut child = Command::new(NODE)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn node");
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let tx = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, stdin)
+}
+
 impl Cluster {
     fn start(n: usize, args: &[&str], latency: Duration) -> Cluster {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let (tx, lines) = mpsc::channel();
-        let mut children = Vec::new();
-        let mut stdins = Vec::new();
-        for _ in 0..n {
-            let mut child = Command::new(NODE)
-                .args(args)
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("spawn node");
-            stdins.push(child.stdin.take().unwrap());
-            let stdout = child.stdout.take().unwrap();
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-            children.push(child);
-        }
+        let (children, stdins) = (0..n).map(|_| spawn_node(&args, &tx)).unzip();
         Cluster {
+            args,
             children,
             stdins,
+            down: vec![false; n],
+            tx,
             lines,
             in_flight: Vec::new(),
             latency,
@@ -69,10 +81,63 @@ impl Cluster {
     }
 
     fn send(&mut self, to: usize, line: &str) {
+        if self.down[to] {
+            return;
+        }
         let stdin = &mut self.stdins[to];
-        stdin.write_all(line.as_bytes()).unwrap();
-        stdin.write_all(b"\n").unwrap();
-        stdin.flush().unwrap();
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("writing to n{to}: {e} (did it exit?)"));
+    }
+
+    /// SIGKILLs node `i`: no drain, no flush, no goodbye.
+    fn kill(&mut self, i: usize) {
+        self.children[i].kill().expect("SIGKILL");
+        self.children[i].wait().expect("reap the killed node");
+        self.down[i] = true;
+    }
+
+    /// Starts node `i` again with the same arguments, as the same node id,
+    /// with `init` and `topology` as at first.
+    fn restart(&mut self, i: usize) {
+        let (child, stdin) = spawn_node(&self.args, &self.tx);
+        self.children[i] = child;
+        self.stdins[i] = stdin;
+        self.down[i] = false;
+        self.join(i);
+    }
+
+    /// Node `i`'s `init` (from client c{i}, msg_id 1) and `topology`
+    /// (msg_id 2; a ring, which only the offered overlay follows).
+    fn join(&mut self, i: usize) {
+        let n = self.children.len();
+        let ids: Vec<String> = (0..n).map(|k| format!("n{k}")).collect();
+        let ring: BTreeMap<&String, [&String; 2]> = (0..n)
+            .map(|k| (&ids[k], [&ids[(k + 1) % n], &ids[(k + n - 1) % n]]))
+            .collect();
+        let client = format!("c{i}");
+        self.request(
+            &client,
+            i,
+            json!({"type":"init","msg_id":1,"node_id":ids[i],"node_ids":ids}),
+        );
+        self.request(
+            &client,
+            i,
+            json!({"type":"topology","msg_id":2,"topology":ring}),
+        );
+    }
+
+    /// Routes output until the reply to (`client`, `msg_id`) is in, or for
+    /// at most `span`.
+    fn pump_until_reply(&mut self, client: &str, msg_id: u64, span: Duration) -> Option<Value> {
+        let until = Instant::now() + span;
+        let key = (client.to_string(), msg_id);
+        while !self.replies.contains_key(&key) && Instant::now() < until {
+            self.pump(Duration::from_millis(2), &|_, _| false);
+        }
+        self.replies.get(&key).cloned()
     }
 
     fn request(&mut self, client: &str, node: usize, body: Value) {
@@ -286,4 +351,238 @@ fn auto_tuned_fanout_turning_star_survives_a_partition() {
         "a star: leaves talk only to the hub"
     );
     c.finish();
+}
+
+/// The node the kill tests SIGKILL and restart: a star leaf.
+const KILLED: usize = 2;
+
+/// When a value was broadcast, relative to the kill of [`KILLED`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    BeforeKill,
+    WhileDown,
+    AfterRestart,
+}
+
+struct Broadcast {
+    msg_id: u64,
+    value: i64,
+    node: usize,
+    phase: Phase,
+}
+
+/// A run of [`survives_a_kill`]: every broadcast, and each node's final
+/// read (None: no reply).
+struct KillRun {
+    cluster: Cluster,
+    broadcasts: Vec<Broadcast>,
+    final_reads: Vec<Option<BTreeSet<i64>>>,
+}
+
+impl KillRun {
+    fn acknowledged(&self, b: &Broadcast) -> bool {
+        self.cluster
+            .replies
+            .get(&("c9".to_string(), b.msg_id))
+            .is_some_and(|r| r["type"] == "broadcast_ok")
+    }
+
+    /// The values of the broadcasts that pass `filter`.
+    fn values(&self, filter: impl Fn(&Broadcast) -> bool) -> BTreeSet<i64> {
+        self.broadcasts
+            .iter()
+            .filter(|b| filter(b))
+            .map(|b| b.value)
+            .collect()
+    }
+
+    /// One line per node whose final read lacks some of `values`, or that
+    /// gave none (`what` says which values they are).
+    fn lacking(&self, values: &BTreeSet<i64>, what: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (i, read) in self.final_reads.iter().enumerate() {
+            let Some(read) = read else {
+                problems.push(format!("n{i} did not answer the final read"));
+                continue;
+            };
+            let lost: Vec<_> = values.difference(read).collect();
+            if !lost.is_empty() {
+                problems.push(format!(
+                    "n{i} lacks {} of {} {what}: {lost:?}",
+                    lost.len(),
+                    values.len()
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// Fails with every problem found, one per line.
+fn assert_no_problems(problems: &[String]) {
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
+}
+
+/// Five nodes take distinct values for 2 s; [`KILLED`] is SIGKILLed right
+/// after it acknowledged one; the others take values for 1 s while it is
+/// down (the router drops what is sent to it); it restarts as the same node
+/// id and everyone, it included, takes values for 1 s more; after 3 s of
+/// quiet every node is read.
+fn survives_a_kill(args: &[&str]) -> KillRun {
+    let n = 5;
+    let mut c = Cluster::start(n, args, Duration::from_millis(5));
+    for i in 0..n {
+        c.join(i);
+    }
+    c.pump(Duration::from_millis(200), &|_, _| false);
+    for i in 0..n {
+        let init = c.replies.get(&(format!("c{i}"), 1));
+        assert_eq!(
+            init.map(|r| r["type"].clone()),
+            Some(json!("init_ok")),
+            "n{i} answered init (with {args:?})"
+        );
+    }
+    let mut broadcasts = Vec::new();
+    let mut broadcast = |c: &mut Cluster, node: usize, phase: Phase| {
+        let (msg_id, value) = (1000 + broadcasts.len() as u64, broadcasts.len() as i64);
+        c.request(
+            "c9",
+            node,
+            json!({"type":"broadcast","msg_id":msg_id,"message":value}),
+        );
+        broadcasts.push(Broadcast {
+            msg_id,
+            value,
+            node,
+            phase,
+        });
+        msg_id
+    };
+    let tick = Duration::from_millis(25);
+    for k in 0..80 {
+        broadcast(&mut c, k % n, Phase::BeforeKill);
+        c.pump(tick, &|_, _| false);
+    }
+    let last = broadcast(&mut c, KILLED, Phase::BeforeKill);
+    let ack = c.pump_until_reply("c9", last, Duration::from_secs(3));
+    assert_eq!(
+        ack.map(|r| r["type"].clone()),
+        Some(json!("broadcast_ok")),
+        "n{KILLED} acknowledged its last value before the kill"
+    );
+    c.kill(KILLED);
+    let survivors: Vec<usize> = (0..n).filter(|&i| i != KILLED).collect();
+    for k in 0..40 {
+        broadcast(&mut c, survivors[k % survivors.len()], Phase::WhileDown);
+        c.pump(tick, &|_, _| false);
+    }
+    c.restart(KILLED);
+    let init = c.pump_until_reply(&format!("c{KILLED}"), 1, Duration::from_secs(2));
+    assert_eq!(
+        init.map(|r| r["type"].clone()),
+        Some(json!("init_ok")),
+        "the restarted n{KILLED} answered init"
+    );
+    for k in 0..40 {
+        broadcast(&mut c, k % n, Phase::AfterRestart);
+        c.pump(tick, &|_, _| false);
+    }
+    c.pump(Duration::from_secs(3), &|_, _| false);
+    let read_ids: Vec<u64> = (0..n).map(|i| 5000 + i as u64).collect();
+    for (i, &msg_id) in read_ids.iter().enumerate() {
+        c.request("c9", i, json!({"type":"read","msg_id":msg_id}));
+    }
+    // A restarted node may hold reads until it has caught up.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until
+        && !read_ids
+            .iter()
+            .all(|id| c.replies.contains_key(&("c9".to_string(), *id)))
+    {
+        c.pump(Duration::from_millis(10), &|_, _| false);
+    }
+    let final_reads = read_ids
+        .iter()
+        .map(|id| {
+            let read = c.replies.get(&("c9".to_string(), *id))?;
+            read["messages"]
+                .as_array()
+                .map(|values| values.iter().filter_map(Value::as_i64).collect())
+        })
+        .collect();
+    KillRun {
+        cluster: c,
+        broadcasts,
+        final_reads,
+    }
+}
+
+/// With `--durable-acks` a node acknowledges a value only once another node
+/// holds it, so even the values the killed node acknowledged just before
+/// the kill survive it. The restarted node catches up on everything, and
+/// what it takes after the restart (under a new incarnation) spreads.
+#[test]
+fn a_killed_and_restarted_node_loses_no_acknowledged_value_with_durable_acks() {
+    let run = survives_a_kill(&[
+        "--durable-acks",
+        "--interval-ms",
+        "40",
+        "--ack-delay-ms",
+        "40",
+        "--max-rto-ms",
+        "400",
+    ]);
+    let mut problems = Vec::new();
+    let unacknowledged = run.values(|b| {
+        // The killed node may have died before acknowledging these.
+        let died_with_it = b.node == KILLED && b.phase == Phase::BeforeKill;
+        !(died_with_it || run.acknowledged(b))
+    });
+    if !unacknowledged.is_empty() {
+        problems.push(format!(
+            "broadcasts to live nodes not acknowledged: {unacknowledged:?}"
+        ));
+    }
+    let acknowledged = run.values(|b| run.acknowledged(b));
+    problems.extend(run.lacking(&acknowledged, "acknowledged values"));
+    let restarted = run.values(|b| b.node == KILLED && b.phase == Phase::AfterRestart);
+    problems.extend(run.lacking(&restarted, "values the restarted node took"));
+    assert_no_problems(&problems);
+    run.cluster.finish();
+}
+
+/// Without `--durable-acks` what the killed node acknowledged but had not
+/// passed on may die with it; everything else must reach every node,
+/// including the restarted one (history from before its restart) and from
+/// it (values it took after the restart).
+#[test]
+fn a_killed_and_restarted_node_catches_up() {
+    let run = survives_a_kill(&[
+        "--interval-ms",
+        "40",
+        "--ack-delay-ms",
+        "40",
+        "--max-rto-ms",
+        "400",
+    ]);
+    let mut problems = Vec::new();
+    let restarted = run.values(|b| b.node == KILLED && b.phase == Phase::AfterRestart);
+    let unacknowledged =
+        run.values(|b| b.node == KILLED && b.phase == Phase::AfterRestart && !run.acknowledged(b));
+    if !unacknowledged.is_empty() {
+        problems.push(format!(
+            "the restarted node did not acknowledge {unacknowledged:?}"
+        ));
+    }
+    let from_survivors = run.values(|b| b.node != KILLED && run.acknowledged(b));
+    problems.extend(run.lacking(&from_survivors, "values acknowledged by never-killed nodes"));
+    problems.extend(run.lacking(&restarted, "values the restarted node took"));
+    assert_no_problems(&problems);
+    run.cluster.finish();
 }
