@@ -570,19 +570,21 @@ impl Fuzzer {
                 self.line(peer, Value::Object(body))
             }
             26 => {
-                // Round announcements with odd intervals or instants. No
-                // items: whether such a message is dropped whole or only its
-                // announcement is ignored is the node's choice.
+                // Send instants and round announcements with odd intervals
+                // or instants. No items: whether such a message is dropped
+                // whole or only its timing is ignored is the node's choice.
                 let mut body = self.gossip_body(now);
-                let round = match self.rng.below(6) {
-                    0 => json!([0, now]),
-                    1 => json!([u64::MAX, now + 1000]),
-                    2 => json!([360, 0]),
-                    3 => json!([360, u64::MAX]),
-                    4 => json!([1, now.saturating_sub(self.rng.below(1_000_000))]),
-                    _ => json!([u64::MAX, u64::MAX]),
+                let (key, timing) = match self.rng.below(8) {
+                    0 => ("round", json!([0, now])),
+                    1 => ("round", json!([u64::MAX, now + 1000])),
+                    2 => ("round", json!([360, 0])),
+                    3 => ("round", json!([360, u64::MAX])),
+                    4 => ("round", json!([1, now - self.rng.below(1_000_000)])),
+                    5 => ("round", json!([u64::MAX, u64::MAX])),
+                    6 => ("ts", json!(u64::MAX)),
+                    _ => ("ts", json!(0)),
                 };
-                body.insert("round".into(), round);
+                body.insert(key.into(), timing);
                 self.line(peer, Value::Object(body))
             }
             27 => {
