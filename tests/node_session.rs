@@ -166,7 +166,7 @@ fn gossip_before_init_is_kept_and_values_reach_the_hub() {
     send(
         &mut stdin,
         "n0",
-        json!({"type":"gossip","items":[["n0",1,100]],"have":{"n0":1},"ts":0}),
+        json!({"type":"gossip","items":[["n0@5",1,100]],"have":{"n0@5":1},"ts":0,"inc":5}),
     );
     send(
         &mut stdin,
@@ -202,14 +202,17 @@ fn gossip_before_init_is_kept_and_values_reach_the_hub() {
         (json!("n1"), json!("n0"))
     );
     let body = &gossip["body"];
+    // n1's items carry its incarnation, which is also in the message.
+    let inc = body["inc"].as_u64().expect("the sender's incarnation");
+    let mine = format!("n1@{inc}");
     assert_eq!(
         body["items"],
-        json!([["n1", 1, 7]]),
+        json!([[mine, 1, 7]]),
         "n0's own item is not sent back"
     );
     assert_eq!(
         body["have"],
-        json!({"n0": 1, "n1": 1}),
+        json!({"n0@5": 1, mine: 1}),
         "and n0's item is acknowledged"
     );
     assert!(body.get("msg_id").is_none());

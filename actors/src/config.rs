@@ -108,6 +108,8 @@ pub struct Config {
     pub trace_interval_ms: u64,
     /// Longest accepted input line; longer lines are bad input.
     pub max_line_bytes: usize,
+    /// Answer `broadcast_ok` only once another node holds the value.
+    pub durable_acks: bool,
 }
 
 impl Profile {
@@ -136,6 +138,7 @@ impl Profile {
             gossip,
             trace_interval_ms: 1000,
             max_line_bytes: 16 << 20,
+            durable_acks: false,
         }
     }
 }
@@ -148,7 +151,8 @@ pub enum NotStarting {
     Invalid(String),
 }
 
-/// One knob: its flag (without `--`), what its value looks like, and help.
+/// One knob: its flag (without `--`), what its value looks like (empty: a
+/// switch, on when given without a value), and help.
 struct Knob {
     flag: &'static str,
     value: &'static str,
@@ -161,7 +165,7 @@ const PROFILE: Knob = Knob {
     help: "preset for every knob below; explicit knobs override it [default: default = 3d]",
 };
 
-const KNOBS: [Knob; 12] = [
+const KNOBS: [Knob; 13] = [
     Knob {
         flag: "overlay",
         value: "star|tree:K|offered|fanout",
@@ -222,6 +226,12 @@ const KNOBS: [Knob; 12] = [
         value: "",
         help: "print this help",
     },
+    Knob {
+        flag: "durable-acks",
+        value: "",
+        help: "answer broadcast_ok only once another node holds the value (a SIGKILL then \
+               loses no acknowledged value); a switch: --durable-acks, or true/false",
+    },
 ];
 
 impl Knob {
@@ -241,6 +251,13 @@ fn help_text() -> String {
     for knob in std::iter::once(&PROFILE).chain(KNOBS.iter()) {
         if knob.flag == "help" {
             text.push_str(&format!("  --help\n      {}\n", knob.help));
+        } else if knob.value.is_empty() {
+            text.push_str(&format!(
+                "  --{}   [env: {}=true|false]\n      {}\n",
+                knob.flag,
+                knob.env(),
+                knob.help
+            ));
         } else {
             text.push_str(&format!(
                 "  --{} <{}>   [env: {}]\n      {}\n",
@@ -257,6 +274,14 @@ fn help_text() -> String {
 fn number<T: FromStr>(flag: &str, raw: &str) -> Result<T, String> {
     raw.parse()
         .map_err(|_| format!("--{flag}: '{raw}' is not a non-negative integer"))
+}
+
+fn switch(flag: &str, raw: &str) -> Result<bool, String> {
+    match raw {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("--{flag}: '{raw}' is not true or false")),
+    }
 }
 
 impl Config {
@@ -307,6 +332,7 @@ impl Config {
             };
             let value = match inline {
                 Some(value) => value,
+                None if knob.value.is_empty() => "true".to_string(),
                 None => args
                     .next()
                     .and_then(|v| v.into_string().ok())
@@ -374,6 +400,7 @@ fn resolve(lookup: impl Fn(&Knob) -> Result<Option<String>, String>) -> Result<C
             "target-max-ms" => max = Some(number(flag, &raw)?),
             "trace-interval-ms" => c.trace_interval_ms = number(flag, &raw)?,
             "max-line-bytes" => c.max_line_bytes = number(flag, &raw)?,
+            "durable-acks" => c.durable_acks = switch(flag, &raw)?,
             _ => {}
         }
     }
@@ -543,6 +570,26 @@ mod tests {
                 other => panic!("{args:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn durable_acks_is_a_switch_with_an_environment_fallback() {
+        assert!(!parse(&[]).unwrap().durable_acks);
+        assert!(
+            parse(&["--durable-acks", "--profile", "3d"])
+                .unwrap()
+                .durable_acks
+        );
+        assert!(!parse(&["--durable-acks=false"]).unwrap().durable_acks);
+        assert!(
+            parse_with_env(&[], &[("BROADCAST_DURABLE_ACKS", "1")])
+                .unwrap()
+                .durable_acks
+        );
+        assert!(matches!(
+            parse(&["--durable-acks=maybe"]),
+            Err(NotStarting::Invalid(_))
+        ));
     }
 
     #[test]

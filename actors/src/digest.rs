@@ -8,6 +8,34 @@
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The highest seq a node may give an item (2^40: a million a second for
+/// twelve days). Anything above it in gossip is bad input, and the digest's
+/// arithmetic (`high + 1`) cannot overflow below it.
+pub const MAX_SEQ: u64 = 1 << 40;
+
+/// An item origin: the node id and the incarnation (process start, ms) of
+/// the node that took the value, as `"n3@1764681234567"`. A restarted node
+/// has a new incarnation, so it never reuses an item id.
+pub fn origin_of(node_id: &str, incarnation: u64) -> String {
+    format!("{node_id}@{incarnation}")
+}
+
+/// The node that made items of `origin` (the origin itself when it names
+/// no incarnation, as in tests).
+pub fn origin_node(origin: &str) -> &str {
+    parse_origin(origin).map_or(origin, |(node, _)| node)
+}
+
+/// The node id and incarnation of a well-formed origin.
+pub fn parse_origin(origin: &str) -> Option<(&str, u64)> {
+    let (node, incarnation) = origin.rsplit_once('@')?;
+    if node.is_empty() || incarnation.is_empty() || !incarnation.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Some((node, incarnation.parse().ok()?))
+}
+
 /// The unit of dissemination: `value` as taken from a client by node `origin`,
 /// which numbered it `seq` (1, 2, ...). On the wire: `["n3", 7, 1234]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,13 +93,31 @@ impl Digest {
             || self.extra.get(origin).is_some_and(|s| s.contains(&seq))
     }
 
+    /// Whether every seq is within 1..=[`MAX_SEQ`] (what a well-behaved
+    /// peer sends; checked before a peer's digest is believed).
+    pub fn sane(&self) -> bool {
+        self.have
+            .values()
+            .all(|&high| (1..=MAX_SEQ).contains(&high))
+            && self
+                .extra
+                .values()
+                .flatten()
+                .all(|seq| (1..=MAX_SEQ).contains(seq))
+    }
+
+    /// How many seqs `extra` lists in all.
+    pub fn extra_len(&self) -> usize {
+        self.extra.values().map(BTreeSet::len).sum()
+    }
+
     /// Records (origin, seq) as held; returns whether it was new.
     pub fn insert(&mut self, origin: &str, seq: u64) -> bool {
         if seq == 0 || self.covers(origin, seq) {
             return false;
         }
         let high = self.have.get(origin).copied().unwrap_or(0);
-        if seq == high + 1 {
+        if Some(seq) == high.checked_add(1) {
             self.have.insert(origin.to_string(), seq);
             self.absorb_extra(origin);
         } else {
@@ -103,6 +149,20 @@ impl Digest {
         self.have.retain(|_, high| *high > 0);
     }
 
+    /// Whether every item `other` holds is held here.
+    pub fn covers_all(&self, other: &Digest) -> bool {
+        // `have` is the highest contiguous seq, so 1..=h is held exactly
+        // when our own contiguous run reaches h.
+        other
+            .have
+            .iter()
+            .all(|(origin, &high)| self.high_water(origin) >= high)
+            && other
+                .extra
+                .iter()
+                .all(|(origin, seqs)| seqs.iter().all(|&seq| self.covers(origin, seq)))
+    }
+
     /// The highest contiguous seq held from `origin` (0 when none).
     pub fn high_water(&self, origin: &str) -> u64 {
         self.have.get(origin).copied().unwrap_or(0)
@@ -116,8 +176,8 @@ impl Digest {
         };
         let mut high = self.have.get(origin).copied().unwrap_or(0);
         seqs.retain(|&s| s > high);
-        while seqs.remove(&(high + 1)) {
-            high += 1;
+        while let Some(next) = high.checked_add(1).filter(|next| seqs.remove(next)) {
+            high = next;
         }
         if seqs.is_empty() {
             self.extra.remove(origin);

@@ -80,7 +80,7 @@ use messages::{LinkControl, LinkHandle, NeighborSetup};
 use neighbor::NeighborGossip;
 use stdin_reader::{Routes, StdinReader};
 use stdout_writer::StdoutWriter;
-use store::MessageStore;
+use store::{MessageStore, StoreSetup};
 use tokio::io::{AsyncRead, AsyncWrite};
 use topology::{TopologyManager, TopologyPeers};
 
@@ -93,7 +93,14 @@ where
     W: AsyncWrite + Unpin + 'static,
 {
     let writer = StdoutWriter::start(output);
-    let store = MessageStore::new(writer.clone().recipient()).start();
+    // The process start tells this run of the node from an earlier one
+    // that was killed: items and gossip carry it.
+    let incarnation = clock.now_ms();
+    let store = MessageStore::new(
+        writer.clone().recipient(),
+        StoreSetup::new(&config, clock, incarnation),
+    )
+    .start();
     let topology_ctx = Context::<TopologyManager>::new();
     let topology = topology_ctx.address();
     StdinReader::new(
@@ -115,6 +122,7 @@ where
     topology_ctx.run(TopologyManager::new(
         config,
         clock,
+        incarnation,
         TopologyPeers {
             out: writer.recipient(),
             store: store.recipient(),
@@ -132,6 +140,7 @@ fn start_link(setup: NeighborSetup) -> (LinkHandle, LinkControl) {
             peer,
             updates: link.clone().recipient(),
             gossip: link.clone().recipient(),
+            holds: link.clone().recipient(),
         },
         LinkControl {
             rounds: link.clone().recipient(),

@@ -18,6 +18,7 @@
 //! | [`Drain`] | StdinReader (at end of input) | MessageStore, TopologyManager |
 //! | [`LocalUpdate`] | MessageStore | NeighborGossip |
 //! | [`PeerGossip`] | MessageStore (after merging) | NeighborGossip |
+//! | [`PeerHolds`] | MessageStore (a new link; a restarted peer) | NeighborGossip |
 //! | [`SetRound`], [`SetFlushOffset`], [`StopLink`] | TopologyManager | NeighborGossip |
 
 use crate::clock::Clock;
@@ -57,11 +58,13 @@ pub struct Shutdown;
 
 // --- to the MessageStore ---
 
-/// This node's id is known (from `init`): it may now originate items.
+/// This node's id and cluster are known (from `init`): it may now
+/// originate items and check gossip.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Joined {
     pub node_id: String,
+    pub node_ids: Vec<String>,
 }
 
 /// A client's `broadcast`.
@@ -103,6 +106,7 @@ pub struct LinkHandle {
     pub peer: String,
     pub updates: Recipient<LocalUpdate>,
     pub gossip: Recipient<PeerGossip>,
+    pub holds: Recipient<PeerHolds>,
 }
 
 // --- to the TopologyManager ---
@@ -177,6 +181,18 @@ pub struct LocalUpdate {
 #[rtype(result = "()")]
 pub struct PeerGossip(pub Gossip);
 
+/// What the peer holds, from the store's record of what it last showed,
+/// replacing the link's view of it: a new link starts from it, and after
+/// the peer restarted (a new incarnation) it is all the restarted peer
+/// holds. `catch_up`: items the peer lacks, sent at the next flush whatever
+/// the link's eager policy (a restarted peer's history).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct PeerHolds {
+    pub digest: Digest,
+    pub catch_up: Arc<[Item]>,
+}
+
 /// A round change from the node's round planner (auto-tuned star hub): the
 /// new length and the instant it takes effect.
 #[derive(Debug, Clone, Copy, Message)]
@@ -197,6 +213,8 @@ pub struct StopLink;
 /// Everything a NeighborGossip is started with.
 pub struct NeighborSetup {
     pub me: String,
+    /// This process's incarnation, stamped on every gossip message.
+    pub incarnation: u64,
     pub peer: String,
     pub policy: LinkPolicy,
     pub clock: Clock,

@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::link::{Link, LinkStats, RoundRole};
 use crate::messages::{
     ArrivalReport, DelayReport, LocalUpdate, NeighborSetup, Outbound, OverlayFrom, PeerGossip,
-    SetFlushOffset, SetRound, StopLink,
+    PeerHolds, SetFlushOffset, SetRound, StopLink,
 };
 use crate::protocol::OutBody;
 use actix::prelude::*;
@@ -19,6 +19,7 @@ use std::time::Duration;
 
 pub struct NeighborGossip {
     me: String,
+    incarnation: u64,
     link: Link,
     clock: Clock,
     out: Recipient<Outbound>,
@@ -39,6 +40,7 @@ impl NeighborGossip {
         NeighborGossip {
             link: Link::new(setup.me.clone(), setup.peer, setup.policy),
             me: setup.me,
+            incarnation: setup.incarnation,
             clock: setup.clock,
             out: setup.out,
             delays: setup.delays,
@@ -56,7 +58,8 @@ impl NeighborGossip {
     /// makes sure the trace will look at the link.
     fn step(&mut self, ctx: &mut Context<Self>) {
         let now = self.clock.now_ms();
-        if let Some(gossip) = self.link.poll(now) {
+        while let Some(mut gossip) = self.link.poll(now) {
+            gossip.inc = self.incarnation;
             for _ in 1..self.link.copies(&gossip) {
                 self.out.do_send(Outbound {
                     src: self.me.clone(),
@@ -69,6 +72,9 @@ impl NeighborGossip {
                 dest: self.link.peer().to_string(),
                 body: OutBody::Gossip(gossip),
             });
+            if !self.link.has_more() {
+                break;
+            }
         }
         if let Some(deadline) = self.link.next_deadline() {
             let earlier = self.wake.as_ref().is_none_or(|(at, _)| deadline < *at);
@@ -115,6 +121,23 @@ impl NeighborGossip {
 
 impl Actor for NeighborGossip {
     type Context = Context<Self>;
+
+    /// The peer hears from a new link soon even if it has nothing to send.
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.link.greet(self.clock.now_ms());
+        self.step(ctx);
+    }
+}
+
+impl Handler<PeerHolds> for NeighborGossip {
+    type Result = ();
+
+    /// Starts over from what the peer holds; queues what it lacks.
+    fn handle(&mut self, msg: PeerHolds, ctx: &mut Self::Context) {
+        self.link
+            .on_peer_holds(self.clock.now_ms(), msg.digest, &msg.catch_up);
+        self.step(ctx);
+    }
 }
 
 impl Handler<LocalUpdate> for NeighborGossip {
@@ -199,7 +222,7 @@ impl Handler<StopLink> for NeighborGossip {
 mod tests {
     use super::*;
     use crate::digest::{Digest, Item};
-    use crate::link::{Eager, Flush, LinkPolicy, RtoBounds};
+    use crate::link::{Eager, Flush, LinkPolicy, RtoBounds, HELLO_AFTER_MS};
     use crate::protocol::Gossip;
     use crate::testkit::{recorder, take, Recorder};
     use std::sync::Arc;
@@ -235,6 +258,7 @@ mod tests {
         let out = recorder::<Outbound>();
         let gossip = NeighborGossip::new(NeighborSetup {
             me: "n0".into(),
+            incarnation: 1,
             peer: "n1".into(),
             policy: policy(flush),
             clock: Clock::starting_at(START),
@@ -341,6 +365,7 @@ mod tests {
         // n1 acknowledges both; a value of the next round (sent after the
         // flush) waits for it.
         rig.gossip.do_send(PeerGossip(Gossip {
+            inc: 0,
             items: vec![],
             digest: (*digest(&[&on_time, &late])).clone(),
             ts: START + 44,
@@ -380,6 +405,7 @@ mod tests {
         assert_eq!(again[0].items, std::slice::from_ref(&a));
         // The peer's digest acknowledges it: nothing more, ever.
         rig.gossip.do_send(PeerGossip(Gossip {
+            inc: 0,
             items: vec![],
             digest: (*digest(&[&a])).clone(),
             ts: START + 350,
@@ -394,6 +420,7 @@ mod tests {
         let rig = start(Flush::Immediate);
         let theirs = Item::new("n1", 1, 7);
         rig.gossip.do_send(PeerGossip(Gossip {
+            inc: 0,
             items: vec![theirs.clone()],
             digest: (*digest(&[&theirs])).clone(),
             ts: START,
@@ -421,11 +448,16 @@ mod tests {
     }
 
     #[actix::test]
-    async fn an_idle_link_sends_nothing() {
+    async fn an_idle_link_says_hello_once_and_then_nothing() {
         let rig = start(Flush::Aligned {
             interval_ms: 100,
             phase_ms: 0,
         });
+        sleep(Duration::from_millis(HELLO_AFTER_MS + 100)).await;
+        let hello = sent(&rig).await;
+        assert_eq!(hello.len(), 1, "the peer learns of this incarnation");
+        assert!(hello[0].items.is_empty());
+        assert_eq!(hello[0].inc, 1);
         sleep(Duration::from_secs(30)).await;
         assert!(sent(&rig).await.is_empty());
     }

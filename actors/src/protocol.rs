@@ -67,6 +67,10 @@ pub struct Gossip {
     pub digest: Digest,
     /// The sender's clock (ms) when it sent this message.
     pub ts: u64,
+    /// The sender's incarnation (its process start, ms): a new one tells
+    /// the receiver that the sender restarted and holds only what its
+    /// digest shows.
+    pub inc: u64,
     /// The round a star hub under auto-tuning asks its leaves to use;
     /// absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -333,6 +337,7 @@ mod tests {
         digest.insert("n0", 1);
         digest.insert("n3", 9);
         let gossip = Gossip {
+            inc: 0,
             items: vec![Item::new("n0", 1, 42)],
             digest,
             ts: 1_700_000_000_123,
@@ -341,7 +346,7 @@ mod tests {
         let line = encode_line("n1", "n2", &OutBody::Gossip(gossip.clone()), None);
         assert_eq!(
             line,
-            r#"{"src":"n1","dest":"n2","body":{"type":"gossip","items":[["n0",1,42]],"have":{"n0":1},"extra":{"n3":[9]},"ts":1700000000123}}"#
+            r#"{"src":"n1","dest":"n2","body":{"type":"gossip","items":[["n0",1,42]],"have":{"n0":1},"extra":{"n3":[9]},"ts":1700000000123,"inc":0}}"#
         );
         let back = parse_line(&line).unwrap();
         assert_eq!(back.body, Request::Gossip(gossip));

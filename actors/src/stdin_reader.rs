@@ -108,6 +108,7 @@ impl<R: AsyncRead + Unpin + 'static> StdinReader<R> {
             Request::Init(b) => {
                 self.routes.joined.do_send(Joined {
                     node_id: b.node_id.clone(),
+                    node_ids: b.node_ids.clone(),
                 });
                 self.routes.init.do_send(InitRequest {
                     reply_to: reply_to(b.msg_id),
@@ -245,7 +246,7 @@ mod tests {
 
     fn gossip_line(src: &str, items: &str) -> String {
         format!(
-            r#"{{"src":"{src}","dest":"n0","body":{{"type":"gossip","items":{items},"have":{{}},"ts":5}}}}"#
+            r#"{{"src":"{src}","dest":"n0","body":{{"type":"gossip","items":{items},"have":{{}},"ts":5,"inc":1}}}}"#
         )
     }
 
@@ -288,6 +289,7 @@ mod tests {
         assert_eq!(
             merged[0].gossip,
             Gossip {
+                inc: 1,
                 items: vec![Item::new("n1", 1, 5)],
                 digest: Digest::default(),
                 ts: 5,

@@ -91,6 +91,7 @@ mod tests {
                 src: "n0".into(),
                 dest: "n1".into(),
                 body: OutBody::Gossip(Gossip {
+                    inc: 0,
                     items: vec![],
                     digest: Digest::default(),
                     ts: i,
@@ -122,7 +123,7 @@ mod tests {
             assert_eq!(
                 got[2 * i as usize + 1],
                 format!(
-                    r#"{{"src":"n0","dest":"n1","body":{{"type":"gossip","items":[],"have":{{}},"ts":{i}}}}}"#
+                    r#"{{"src":"n0","dest":"n1","body":{{"type":"gossip","items":[],"have":{{}},"ts":{i},"inc":0}}}}"#
                 )
             );
         }

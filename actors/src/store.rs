@@ -1,25 +1,64 @@
 //! MessageStore: the actor around [`StoreCore`], the node's set of items
-//! and values. It answers client broadcasts and reads, merges items from
-//! peers, and hands every new item to the neighbour links (never to the link
-//! it came from, which gets only the changed digest so it can acknowledge).
+//! and values. It answers client broadcasts and reads, checks and merges
+//! gossip from peers, and hands every new item to the neighbour links (never
+//! to the link it came from, which gets only the changed digest so it can
+//! acknowledge).
 //!
 //! New items go to the links once the mailbox is drained, not once per
 //! message: a hub that takes a round's batches from N leaves in one go
 //! hands each link one update, not N (N² link updates a round otherwise).
+//!
+//! Restarts: a peer's new incarnation sends its link [`PeerHolds`] with
+//! everything it lacks. This node's own reads wait until it has caught up
+//! with a peer (at most [`StoreSetup::read_hold_ms`]), so that a restarted
+//! node does not answer with an empty history. With durable
+//! acknowledgements, `broadcast_ok` waits until a peer's digest shows the
+//! value.
 
-use crate::digest::Item;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::digest::{origin_of, Item};
 use crate::messages::{
     ClientBroadcast, ClientRead, Drain, Joined, LinkHandle, LinksChanged, LocalUpdate, Merge,
-    Outbound, PeerGossip,
+    Outbound, PeerGossip, PeerHolds,
 };
-use crate::protocol::{OutBody, TEMPORARILY_UNAVAILABLE};
-use crate::store_core::{NewItems, NotJoined, StoreCore};
+use crate::protocol::{OutBody, ReplyTo, TEMPORARILY_UNAVAILABLE};
+use crate::store_core::{NewItems, NotJoined, PeerNews, StoreCore};
 use actix::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How the store is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreSetup {
+    pub clock: Clock,
+    /// This process's incarnation (see [`origin_of`]).
+    pub incarnation: u64,
+    /// Answer `broadcast_ok` only once a peer holds the value.
+    pub durable_acks: bool,
+    /// The longest a read waits for the node to catch up after its start.
+    pub read_hold_ms: u64,
+}
+
+impl StoreSetup {
+    /// The setup for a node with `config`: reads wait at most about two
+    /// rounds and two round trips (what a restarted node needs to hear
+    /// from its peers and get their history), between 1 and 3 s.
+    pub fn new(config: &Config, clock: Clock, incarnation: u64) -> Self {
+        let g = &config.gossip;
+        StoreSetup {
+            clock,
+            incarnation,
+            durable_acks: config.durable_acks,
+            read_hold_ms: (2 * g.interval_ms + 4 * g.latency_hint_ms).clamp(1_000, 3_000),
+        }
+    }
+}
 
 pub struct MessageStore {
     core: StoreCore,
+    setup: StoreSetup,
     links: BTreeMap<String, LinkHandle>,
     out: Recipient<Outbound>,
     /// New items not yet handed to the links, each with the peer it came
@@ -27,7 +66,21 @@ pub struct MessageStore {
     unpublished: Vec<(Item, Option<String>)>,
     /// The earliest send instant of the peer batches among them.
     unpublished_sent_at: Option<u64>,
+    /// Durable acknowledgements not yet given: this node's item seq and the
+    /// broadcast to answer once a peer holds it.
+    held_acks: Vec<(u64, ReplyTo)>,
+    /// Reads waiting for the node to catch up.
+    held_reads: Vec<ReplyTo>,
+    /// (peer, kind) of bad gossip already logged.
+    logged_bad: BTreeSet<(String, &'static str)>,
+    /// Gossip that came before `init` (a peer that started first), taken
+    /// once the cluster is known and the gossip can be checked.
+    early: Vec<Merge>,
 }
+
+/// The most gossip messages kept from before `init`; later ones are
+/// dropped (their senders send them again).
+pub const MAX_EARLY_GOSSIP: usize = 1_000;
 
 /// Hands the unpublished items to the links (sent to itself, so it runs
 /// once the mailbox is drained).
@@ -36,13 +89,18 @@ pub struct MessageStore {
 struct PublishUnpublished;
 
 impl MessageStore {
-    pub fn new(out: Recipient<Outbound>) -> Self {
+    pub fn new(out: Recipient<Outbound>, setup: StoreSetup) -> Self {
         MessageStore {
             core: StoreCore::default(),
+            setup,
             links: BTreeMap::new(),
             out,
             unpublished: Vec::new(),
             unpublished_sent_at: None,
+            held_acks: Vec::new(),
+            held_reads: Vec::new(),
+            logged_bad: BTreeSet::new(),
+            early: Vec::new(),
         }
     }
 
@@ -90,6 +148,91 @@ impl MessageStore {
             });
         }
     }
+
+    fn reply(&self, to: &ReplyTo, body: OutBody) {
+        self.out.do_send(Outbound::reply(to, body));
+    }
+
+    fn broadcast_ok(&self, to: &ReplyTo) {
+        self.reply(
+            to,
+            OutBody::BroadcastOk {
+                in_reply_to: to.msg_id,
+            },
+        );
+    }
+
+    fn read_ok(&self, to: &ReplyTo) {
+        self.reply(
+            to,
+            OutBody::ReadOk {
+                messages: self.core.values().iter().copied().collect(),
+                in_reply_to: to.msg_id,
+            },
+        );
+    }
+
+    /// Gives the durable acknowledgements a peer's digest now allows, and
+    /// the held reads once caught up.
+    fn release(&mut self) {
+        if !self.held_acks.is_empty() {
+            let (durable, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_acks)
+                .into_iter()
+                .partition(|(seq, _)| self.core.held_elsewhere(*seq));
+            self.held_acks = waiting;
+            for (_, to) in durable {
+                self.broadcast_ok(&to);
+            }
+        }
+        if self.core.caught_up() {
+            self.answer_held_reads();
+        }
+    }
+
+    /// Checks a peer's message; takes its items and what it shows the peer
+    /// holds; hands the message to the peer's link (its acknowledgements),
+    /// after [`PeerHolds`] when the peer restarted; publishes the new items.
+    fn take_gossip(&mut self, msg: Merge, ctx: &mut Context<Self>) {
+        if let Err(bad) = self.core.check(&msg.from, &msg.gossip) {
+            if self.logged_bad.insert((msg.from.clone(), bad.kind())) {
+                log::warn!(
+                    "bad gossip from {}: {bad}; dropped (its further {} gossip silently)",
+                    msg.from,
+                    bad.kind()
+                );
+            }
+            return;
+        }
+        let received = self.core.receive(&msg.from, &msg.gossip);
+        let sent_at = msg.gossip.ts;
+        if let Some(link) = self.links.get(&msg.from) {
+            if let PeerNews::Restarted { catch_up } = &received.peer {
+                log::info!(
+                    "{} restarted (incarnation {}); offering it {} items",
+                    msg.from,
+                    msg.gossip.inc,
+                    catch_up.len()
+                );
+                link.holds.do_send(PeerHolds {
+                    digest: self.core.peer_holds(&msg.from).cloned().unwrap_or_default(),
+                    catch_up: catch_up.clone(),
+                });
+            }
+            if received.peer != PeerNews::Stale {
+                link.gossip.do_send(PeerGossip(msg.gossip));
+            }
+        }
+        if let Some(new) = received.new {
+            self.publish(&new, Some(sent_at), ctx);
+        }
+        self.release();
+    }
+
+    fn answer_held_reads(&mut self) {
+        for to in std::mem::take(&mut self.held_reads) {
+            self.read_ok(&to);
+        }
+    }
 }
 
 impl Handler<PublishUnpublished> for MessageStore {
@@ -108,71 +251,100 @@ impl Actor for MessageStore {
 impl Handler<Joined> for MessageStore {
     type Result = ();
 
-    /// Records the node id used as origin of this node's items (the first
-    /// one stays: the topology manager refuses a second `init` as another id).
-    fn handle(&mut self, msg: Joined, _ctx: &mut Self::Context) {
-        self.core.join(msg.node_id);
+    /// Records the origin of this node's items and the cluster (the first
+    /// one stays: the topology manager refuses a second `init` as another
+    /// id). Reads wait for the node to catch up, for a bounded time.
+    fn handle(&mut self, msg: Joined, ctx: &mut Self::Context) {
+        self.core.join(
+            origin_of(&msg.node_id, self.setup.incarnation),
+            &msg.node_ids,
+        );
+        for early in std::mem::take(&mut self.early) {
+            self.take_gossip(early, ctx);
+        }
+        if !self.core.caught_up() {
+            ctx.run_later(
+                Duration::from_millis(self.setup.read_hold_ms),
+                |act, _ctx| {
+                    if !act.held_reads.is_empty() {
+                        log::warn!(
+                            "not caught up with any peer after {} ms; answering {} held reads",
+                            act.setup.read_hold_ms,
+                            act.held_reads.len()
+                        );
+                    }
+                    act.core.give_up_catching_up();
+                    act.answer_held_reads();
+                },
+            );
+        }
     }
 }
 
 impl Handler<ClientBroadcast> for MessageStore {
     type Result = ();
 
-    /// Stores a new value as this node's next item and publishes it.
+    /// Stores a new value as this node's next item and publishes it; a
+    /// durable acknowledgement waits for a peer to hold it.
     fn handle(&mut self, msg: ClientBroadcast, ctx: &mut Self::Context) {
         match self.core.broadcast(msg.value) {
             Err(NotJoined) => {
                 log::warn!("broadcast before init; answering temporarily-unavailable");
-                self.out.do_send(Outbound::reply(
+                self.reply(
                     &msg.reply_to,
                     OutBody::Error {
                         in_reply_to: msg.reply_to.msg_id,
                         code: TEMPORARILY_UNAVAILABLE,
                         text: "node not initialised yet".into(),
                     },
-                ));
+                );
                 return;
             }
             Ok(Some(new)) => self.publish(&new, None, ctx),
             Ok(None) => {}
         }
-        self.out.do_send(Outbound::reply(
-            &msg.reply_to,
-            OutBody::BroadcastOk {
-                in_reply_to: msg.reply_to.msg_id,
-            },
-        ));
+        if self.setup.durable_acks && !self.core.alone() {
+            // A value held already came from a peer (durable) or is one of
+            // ours, which may still wait for a peer.
+            if let Some(seq) = self.core.own_seq_of(msg.value) {
+                if !self.core.held_elsewhere(seq) {
+                    self.held_acks.push((seq, msg.reply_to));
+                    return;
+                }
+            }
+        }
+        self.broadcast_ok(&msg.reply_to);
     }
 }
 
 impl Handler<ClientRead> for MessageStore {
     type Result = ();
 
-    /// Answers with every distinct value held.
+    /// Answers with every distinct value held, once caught up.
     fn handle(&mut self, msg: ClientRead, _ctx: &mut Self::Context) {
-        self.out.do_send(Outbound::reply(
-            &msg.reply_to,
-            OutBody::ReadOk {
-                messages: self.core.values().iter().copied().collect(),
-                in_reply_to: msg.reply_to.msg_id,
-            },
-        ));
+        if self.core.caught_up() {
+            self.read_ok(&msg.reply_to);
+        } else {
+            self.held_reads.push(msg.reply_to);
+        }
     }
 }
 
 impl Handler<Merge> for MessageStore {
     type Result = ();
 
-    /// Takes a peer's items, hands the message to the peer's link (its
-    /// acknowledgements) and then publishes the new items.
+    /// Takes a peer's message (see [`MessageStore::take_gossip`]); before
+    /// `init`, keeps it for later.
     fn handle(&mut self, msg: Merge, ctx: &mut Self::Context) {
-        let new = self.core.merge(&msg.from, &msg.gossip.items);
-        let sent_at = msg.gossip.ts;
-        if let Some(link) = self.links.get(&msg.from) {
-            link.gossip.do_send(PeerGossip(msg.gossip));
-        }
-        if let Some(new) = new {
-            self.publish(&new, Some(sent_at), ctx);
+        if self.core.joined() {
+            self.take_gossip(msg, ctx);
+        } else if self.early.len() < MAX_EARLY_GOSSIP {
+            self.early.push(msg);
+        } else {
+            log::warn!(
+                "gossip from {} before init, {MAX_EARLY_GOSSIP} kept already; dropped",
+                msg.from
+            );
         }
     }
 }
@@ -180,8 +352,9 @@ impl Handler<Merge> for MessageStore {
 impl Handler<LinksChanged> for MessageStore {
     type Result = ();
 
-    /// Forgets removed links; starts each added one with every item held
-    /// except those its peer sent.
+    /// Forgets removed links; starts each added one from what its peer is
+    /// known to hold, with every other item held except those its peer
+    /// sent.
     fn handle(&mut self, msg: LinksChanged, _ctx: &mut Self::Context) {
         // The links that stay hear of what came before the change first; an
         // added link starts with everything anyway.
@@ -190,6 +363,12 @@ impl Handler<LinksChanged> for MessageStore {
             self.links.remove(peer);
         }
         for link in msg.added {
+            if let Some(holds) = self.core.peer_holds(&link.peer) {
+                link.holds.do_send(PeerHolds {
+                    digest: holds.clone(),
+                    catch_up: Arc::new([]),
+                });
+            }
             link.updates.do_send(LocalUpdate {
                 items: self.core.items_for_new_link(&link.peer),
                 digest: self.core.digest().clone(),
@@ -214,16 +393,37 @@ mod tests {
     use crate::protocol::{Gossip, ReplyTo};
     use crate::testkit::{recorder, take, Recorder};
 
-    fn merge(from: &str, items: Vec<Item>) -> Merge {
+    /// This node's items in the tests: n0, incarnation 1.
+    const ME: &str = "n0@1";
+
+    fn setup(durable_acks: bool, read_hold_ms: u64) -> StoreSetup {
+        StoreSetup {
+            clock: Clock::starting_at(0),
+            incarnation: 1,
+            durable_acks,
+            read_hold_ms,
+        }
+    }
+
+    fn gossip(from: &str, inc: u64, items: Vec<Item>, have: &[(&str, u64)]) -> Merge {
+        let mut digest = Digest::default();
+        for (origin, seq) in have {
+            digest.insert(origin, *seq);
+        }
         Merge {
             from: from.into(),
             gossip: Gossip {
                 items,
-                digest: Digest::default(),
+                digest,
                 ts: 0,
+                inc,
                 round: None,
             },
         }
+    }
+
+    fn merge(from: &str, items: Vec<Item>) -> Merge {
+        gossip(from, 1, items, &[])
     }
 
     fn reply_to(msg_id: u64) -> ReplyTo {
@@ -240,44 +440,72 @@ mod tests {
         links: BTreeMap<&'static str, Addr<Recorder<LocalUpdate>>>,
         /// What every link actor receives from its peer, via the store.
         gossip: Addr<Recorder<PeerGossip>>,
+        holds: Addr<Recorder<PeerHolds>>,
+    }
+
+    fn handle(
+        peer: &str,
+        updates: &Addr<Recorder<LocalUpdate>>,
+        gossip: &Addr<Recorder<PeerGossip>>,
+        holds: &Addr<Recorder<PeerHolds>>,
+    ) -> LinkHandle {
+        LinkHandle {
+            peer: peer.to_string(),
+            updates: updates.clone().recipient(),
+            gossip: gossip.clone().recipient(),
+            holds: holds.clone().recipient(),
+        }
     }
 
     impl Rig {
-        async fn new(peers: &[&'static str]) -> Rig {
+        /// A joined n0 in a cluster n0..n9, with links to `peers`; with
+        /// `caught_up`, n1 has shown it holds nothing (so reads go at once).
+        async fn with(peers: &[&'static str], setup: StoreSetup, caught_up: bool) -> Rig {
             let out = recorder::<Outbound>();
-            let store = MessageStore::new(out.clone().recipient()).start();
+            let store = MessageStore::new(out.clone().recipient(), setup).start();
             store.do_send(Joined {
                 node_id: "n0".into(),
+                node_ids: (0..10).map(|i| format!("n{i}")).collect(),
             });
             let links: BTreeMap<_, _> = peers.iter().map(|&p| (p, recorder())).collect();
             let gossip = recorder::<PeerGossip>();
+            let holds = recorder::<PeerHolds>();
             store.do_send(LinksChanged {
                 added: links
                     .iter()
-                    .map(|(&p, r)| LinkHandle {
-                        peer: p.to_string(),
-                        updates: r.clone().recipient(),
-                        gossip: gossip.clone().recipient(),
-                    })
+                    .map(|(&p, r)| handle(p, r, &gossip, &holds))
                     .collect(),
                 removed: vec![],
             });
+            if caught_up {
+                store.do_send(gossip_msg_from_n1_showing_nothing());
+            }
             let rig = Rig {
                 store,
                 out,
                 links,
                 gossip,
+                holds,
             };
             rig.settle().await;
             for r in rig.links.values() {
                 take(r).await;
             }
+            take(&rig.gossip).await;
             rig
+        }
+
+        async fn new(peers: &[&'static str]) -> Rig {
+            Rig::with(peers, setup(false, 1_000), true).await
         }
 
         /// Waits until the store has handled everything sent so far.
         async fn settle(&self) {
             self.store.send(Drain).await.unwrap();
+        }
+
+        async fn replies(&self) -> Vec<OutBody> {
+            take(&self.out).await.into_iter().map(|o| o.body).collect()
         }
 
         async fn items_sent_to(&self, peer: &str) -> Vec<Vec<Item>> {
@@ -287,6 +515,10 @@ mod tests {
                 .map(|u| u.items.to_vec())
                 .collect()
         }
+    }
+
+    fn gossip_msg_from_n1_showing_nothing() -> Merge {
+        merge("n1", vec![])
     }
 
     #[actix::test]
@@ -304,9 +536,8 @@ mod tests {
             reply_to: reply_to(3),
         });
         rig.settle().await;
-        let out: Vec<OutBody> = take(&rig.out).await.into_iter().map(|o| o.body).collect();
         assert_eq!(
-            out,
+            rig.replies().await,
             [
                 OutBody::BroadcastOk { in_reply_to: 1 },
                 OutBody::BroadcastOk { in_reply_to: 2 },
@@ -316,7 +547,7 @@ mod tests {
                 },
             ]
         );
-        let once = vec![vec![Item::new("n0", 1, 5)]];
+        let once = vec![vec![Item::new(ME, 1, 5)]];
         assert_eq!(rig.items_sent_to("n1").await, once);
         assert_eq!(rig.items_sent_to("n2").await, once);
     }
@@ -324,15 +555,16 @@ mod tests {
     #[actix::test]
     async fn gossip_is_merged_before_its_link_sees_it_and_before_a_later_read() {
         let rig = Rig::new(&["n1"]).await;
-        let a = Item::new("n1", 1, 10);
+        let a = Item::new("n1@1", 1, 10);
         rig.store.do_send(merge("n1", vec![a.clone()]));
         rig.store.do_send(ClientRead {
             reply_to: reply_to(1),
         });
-        rig.store.do_send(merge("n9", vec![Item::new("n9", 1, 11)]));
+        rig.store
+            .do_send(merge("n9", vec![Item::new("n9@1", 1, 11)]));
         rig.settle().await;
         assert_eq!(
-            take(&rig.out).await[0].body,
+            rig.replies().await[0],
             OutBody::ReadOk {
                 messages: vec![10],
                 in_reply_to: 1
@@ -351,8 +583,8 @@ mod tests {
     #[actix::test]
     async fn merged_items_go_to_every_link_but_their_source_and_only_when_new() {
         let rig = Rig::new(&["n1", "n2", "n3"]).await;
-        let a = Item::new("n1", 1, 10);
-        let b = Item::new("n1", 2, 11);
+        let a = Item::new("n1@1", 1, 10);
+        let b = Item::new("n1@1", 2, 11);
         rig.store.do_send(merge("n1", vec![a.clone()]));
         // n2 relays a again plus b: only b is new.
         rig.store.do_send(merge("n2", vec![a.clone(), b.clone()]));
@@ -364,7 +596,7 @@ mod tests {
             [vec![b.clone()]],
             "the source link gets the digest change, not its own items"
         );
-        assert!(source[0].digest.covers("n1", 1) && source[0].digest.covers("n1", 2));
+        assert!(source[0].digest.covers("n1@1", 1) && source[0].digest.covers("n1@1", 2));
         assert_eq!(rig.items_sent_to("n2").await, [vec![a.clone()]]);
         assert_eq!(rig.items_sent_to("n3").await, [vec![a, b]]);
         rig.store.do_send(ClientRead {
@@ -372,7 +604,7 @@ mod tests {
         });
         rig.settle().await;
         assert_eq!(
-            take(&rig.out).await[0].body,
+            rig.replies().await[0],
             OutBody::ReadOk {
                 messages: vec![10, 11],
                 in_reply_to: 4
@@ -381,27 +613,174 @@ mod tests {
     }
 
     #[actix::test]
-    async fn a_new_link_starts_with_every_item_and_before_init_broadcasts_are_refused() {
+    async fn bad_gossip_is_dropped_and_the_node_keeps_serving() {
+        let rig = Rig::new(&["n1"]).await;
+        for bad in [
+            merge("c1", vec![Item::new("n1@1", 1, 666)]),
+            merge("n99", vec![Item::new("n1@1", 1, 666)]),
+            merge("n0", vec![Item::new("n1@1", 1, 666)]),
+            merge("n1", vec![Item::new("n99@1", 1, 666)]),
+            merge("n1", vec![Item::new("n1@1", u64::MAX, 666)]),
+            merge("n1", vec![Item::new(ME, 1, 666)]),
+            gossip(
+                "n1",
+                1,
+                vec![Item::new("n1@1", 1, 666)],
+                &[("n2@1", u64::MAX)],
+            ),
+        ] {
+            rig.store.do_send(bad);
+        }
+        rig.store.do_send(ClientBroadcast {
+            reply_to: reply_to(1),
+            value: 5,
+        });
+        rig.store.do_send(ClientRead {
+            reply_to: reply_to(2),
+        });
+        rig.settle().await;
+        assert_eq!(
+            rig.replies().await,
+            [
+                OutBody::BroadcastOk { in_reply_to: 1 },
+                OutBody::ReadOk {
+                    messages: vec![5],
+                    in_reply_to: 2
+                }
+            ],
+            "no value of bad gossip is kept"
+        );
+        assert!(take(&rig.gossip).await.is_empty(), "nor shown to a link");
+    }
+
+    #[actix::test]
+    async fn a_restarted_peer_gets_everything_it_lacks_and_late_old_news_is_not_believed() {
+        let rig = Rig::new(&["n1", "n2"]).await;
+        rig.store.do_send(ClientBroadcast {
+            reply_to: reply_to(1),
+            value: 5,
+        });
+        let theirs = Item::new("n2@1", 1, 20);
+        rig.store.do_send(merge("n2", vec![theirs.clone()]));
+        rig.store
+            .do_send(gossip("n1", 1, vec![], &[(ME, 1), ("n2@1", 1)]));
+        rig.settle().await;
+        assert!(take(&rig.holds).await.is_empty(), "nobody restarted");
+        take(&rig.gossip).await;
+        // n1 comes back as incarnation 8, holding one value of its own.
+        let fresh = Item::new("n1@8", 1, 30);
+        rig.store
+            .do_send(gossip("n1", 8, vec![fresh.clone()], &[("n1@8", 1)]));
+        rig.settle().await;
+        let holds = take(&rig.holds).await;
+        assert_eq!(holds.len(), 1);
+        assert_eq!(
+            holds[0].catch_up.to_vec(),
+            [Item::new(ME, 1, 5), theirs],
+            "everything n1 lacks"
+        );
+        assert!(holds[0].digest.covers("n1@8", 1) && !holds[0].digest.covers(ME, 1));
+        assert_eq!(
+            take(&rig.gossip).await.len(),
+            1,
+            "the link still hears the message"
+        );
+        // A message of n1's old incarnation, delivered late, is not shown to
+        // the link (its digest would claim what n1 no longer holds).
+        rig.store
+            .do_send(gossip("n1", 1, vec![], &[(ME, 1), ("n2@1", 1)]));
+        rig.settle().await;
+        assert!(take(&rig.gossip).await.is_empty());
+        assert!(take(&rig.holds).await.is_empty());
+    }
+
+    #[actix::test]
+    async fn a_durable_acknowledgement_waits_until_a_peer_holds_the_value() {
+        let rig = Rig::with(&["n1"], setup(true, 1_000), true).await;
+        rig.store.do_send(ClientBroadcast {
+            reply_to: reply_to(1),
+            value: 5,
+        });
+        rig.store.do_send(ClientBroadcast {
+            reply_to: reply_to(2),
+            value: 5,
+        });
+        rig.store
+            .do_send(merge("n1", vec![Item::new("n1@1", 1, 6)]));
+        rig.store.do_send(ClientBroadcast {
+            reply_to: reply_to(3),
+            value: 6,
+        });
+        rig.settle().await;
+        assert_eq!(
+            rig.replies().await,
+            [OutBody::BroadcastOk { in_reply_to: 3 }],
+            "6 came from a peer: durable already; 5 is held only here"
+        );
+        // n1's digest shows it holds n0's item 1 (value 5).
+        rig.store
+            .do_send(gossip("n1", 1, vec![], &[("n1@1", 1), (ME, 1)]));
+        rig.settle().await;
+        assert_eq!(
+            rig.replies().await,
+            [
+                OutBody::BroadcastOk { in_reply_to: 1 },
+                OutBody::BroadcastOk { in_reply_to: 2 }
+            ]
+        );
+    }
+
+    #[actix::test]
+    async fn reads_wait_until_the_node_holds_what_a_peer_holds_or_the_hold_ends() {
+        let rig = Rig::with(&["n1"], setup(false, 150), false).await;
+        rig.store.do_send(ClientRead {
+            reply_to: reply_to(1),
+        });
+        // A restarted n0 hears from n1, which holds two values n0 lacks.
+        rig.store.do_send(gossip("n1", 1, vec![], &[("n1@1", 2)]));
+        rig.settle().await;
+        assert!(rig.replies().await.is_empty(), "not caught up yet");
+        rig.store.do_send(merge(
+            "n1",
+            vec![Item::new("n1@1", 1, 10), Item::new("n1@1", 2, 11)],
+        ));
+        rig.settle().await;
+        assert_eq!(
+            rig.replies().await,
+            [OutBody::ReadOk {
+                messages: vec![10, 11],
+                in_reply_to: 1
+            }]
+        );
+        // Without news from any peer a read waits only for the hold.
+        let lonely = Rig::with(&["n1"], setup(false, 150), false).await;
+        lonely.store.do_send(ClientRead {
+            reply_to: reply_to(2),
+        });
+        lonely.settle().await;
+        assert!(lonely.replies().await.is_empty());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            lonely.replies().await,
+            [OutBody::ReadOk {
+                messages: vec![],
+                in_reply_to: 2
+            }]
+        );
+    }
+
+    #[actix::test]
+    async fn a_new_link_starts_from_what_its_peer_holds_and_gossip_before_init_waits_for_it() {
         let out = recorder::<Outbound>();
-        let store = MessageStore::new(out.clone().recipient()).start();
-        // Gossip that arrives before init is kept.
-        store.do_send(merge("n4", vec![Item::new("n4", 1, 99)]));
+        let store = MessageStore::new(out.clone().recipient(), setup(false, 1_000)).start();
+        // Gossip before init waits for it (to be checked).
+        store.do_send(merge("n4", vec![Item::new("n4@1", 1, 99)]));
         store.do_send(ClientBroadcast {
             reply_to: reply_to(1),
             value: 1,
         });
         store.do_send(ClientRead {
             reply_to: reply_to(2),
-        });
-        let link = recorder::<LocalUpdate>();
-        let gossip = recorder::<PeerGossip>();
-        store.do_send(LinksChanged {
-            added: vec![LinkHandle {
-                peer: "n1".into(),
-                updates: link.clone().recipient(),
-                gossip: gossip.recipient(),
-            }],
-            removed: vec![],
         });
         store.send(Drain).await.unwrap();
         let replies: Vec<OutBody> = take(&out).await.into_iter().map(|o| o.body).collect();
@@ -416,26 +795,53 @@ mod tests {
         assert_eq!(
             replies[1],
             OutBody::ReadOk {
-                messages: vec![99],
+                messages: vec![],
                 in_reply_to: 2
             }
         );
-        let seeded = take(&link).await;
-        assert_eq!(seeded.len(), 1);
-        assert_eq!(seeded[0].items.to_vec(), [Item::new("n4", 1, 99)]);
-        // The link to n4 starts without n4's own item, but with the digest.
-        let n4 = recorder::<LocalUpdate>();
-        store.do_send(LinksChanged {
-            added: vec![LinkHandle {
-                peer: "n4".into(),
-                updates: n4.clone().recipient(),
-                gossip: recorder::<PeerGossip>().recipient(),
-            }],
-            removed: vec![],
+        store.do_send(Joined {
+            node_id: "n0".into(),
+            node_ids: (0..5).map(|i| format!("n{i}")).collect(),
+        });
+        store.do_send(ClientRead {
+            reply_to: reply_to(3),
         });
         store.send(Drain).await.unwrap();
+        assert_eq!(
+            take(&out).await[0].body,
+            OutBody::ReadOk {
+                messages: vec![99],
+                in_reply_to: 3
+            },
+            "taken at init, and n0 caught up with n4"
+        );
+        // After init: n4 shows it holds n0's item; n2 sent one.
+        let rig = Rig::new(&[]).await;
+        rig.store.do_send(ClientBroadcast {
+            reply_to: reply_to(3),
+            value: 7,
+        });
+        let from_n2 = Item::new("n2@1", 1, 8);
+        rig.store.do_send(merge("n2", vec![from_n2.clone()]));
+        rig.store.do_send(gossip("n4", 1, vec![], &[(ME, 1)]));
+        rig.settle().await;
+        let (n4, n2) = (recorder::<LocalUpdate>(), recorder::<LocalUpdate>());
+        rig.store.do_send(LinksChanged {
+            added: vec![
+                handle("n4", &n4, &rig.gossip, &rig.holds),
+                handle("n2", &n2, &rig.gossip, &rig.holds),
+            ],
+            removed: vec![],
+        });
+        rig.settle().await;
         let seeded = take(&n4).await;
-        assert!(seeded[0].items.is_empty());
-        assert!(seeded[0].digest.covers("n4", 1));
+        assert_eq!(seeded[0].items.to_vec(), [from_n2], "n4 holds n0's own");
+        let holds = take(&rig.holds).await;
+        assert!(holds.iter().any(|h| h.digest.covers(ME, 1)));
+        assert_eq!(
+            take(&n2).await[0].items.to_vec(),
+            [Item::new(ME, 1, 7)],
+            "not what n2 sent itself"
+        );
     }
 }

@@ -125,7 +125,7 @@ impl Cluster {
             .iter()
             .map(|&id| {
                 let mut store = StoreCore::default();
-                store.join(id.to_string());
+                store.join(id.to_string(), &[]);
                 let links = plan(id)
                     .into_iter()
                     .map(|(peer, policy)| {

@@ -34,6 +34,8 @@ pub struct TopologyPeers {
 pub struct TopologyManager {
     config: Config,
     clock: Clock,
+    /// This process's incarnation (see [`crate::digest::origin_of`]).
+    incarnation: u64,
     peers: TopologyPeers,
     /// (own id, every node id) once `init` has arrived.
     cluster: Option<(String, Vec<String>)>,
@@ -47,9 +49,10 @@ pub struct TopologyManager {
 }
 
 impl TopologyManager {
-    pub fn new(config: Config, clock: Clock, peers: TopologyPeers) -> Self {
+    pub fn new(config: Config, clock: Clock, incarnation: u64, peers: TopologyPeers) -> Self {
         TopologyManager {
             clock,
+            incarnation,
             peers,
             cluster: None,
             offered: None,
@@ -108,6 +111,7 @@ impl TopologyManager {
             }
             let (handle, control) = (self.peers.start_link)(NeighborSetup {
                 me: me.clone(),
+                incarnation: self.incarnation,
                 peer: peer.clone(),
                 policy: policy.clone(),
                 clock: self.clock,
@@ -339,6 +343,7 @@ mod tests {
         let topology = TopologyManager::new(
             config,
             Clock::starting_at(0),
+            1,
             TopologyPeers {
                 out: out.clone().recipient(),
                 store: watcher.clone().recipient(),
@@ -513,6 +518,7 @@ mod tests {
 
     fn gossip_with(round: Option<RoundChange>, ts: u64) -> crate::protocol::Gossip {
         crate::protocol::Gossip {
+            inc: 1,
             items: Vec::new(),
             digest: Default::default(),
             ts,

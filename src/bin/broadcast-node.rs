@@ -31,6 +31,14 @@ fn main() -> ExitCode {
             )
         })
         .init();
+    // An actor that panics would otherwise die alone and leave a node that
+    // answers clients but never gossips to a peer again: better to stop
+    // the whole process, loudly.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::exit(101);
+    }));
     log::info!("starting with {config:?}");
     match broadcast_actors::run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,6 +19,10 @@ pub struct Acks {
     /// How long an owed digest may wait for a batch to ride on; `None`:
     /// never owe one.
     report_after_ms: Option<u64>,
+    /// When the link's first message is due if nothing else went first: it
+    /// tells the peer this process's incarnation (a restarted node's peers
+    /// learn from it that it holds only what its digest shows).
+    hello_due: Option<u64>,
 }
 
 impl Acks {
@@ -28,7 +32,20 @@ impl Acks {
             ours: Arc::new(Digest::default()),
             owed_since: None,
             report_after_ms,
+            hello_due: None,
         }
+    }
+
+    /// The link started at `now`: unless a message goes first, one goes
+    /// `after_ms` later.
+    pub fn greet(&mut self, now: u64, after_ms: u64) {
+        self.hello_due = Some(now.saturating_add(after_ms));
+    }
+
+    /// What the peer holds now, replacing what was known (the store's
+    /// record for a new link; a restarted peer's digest).
+    pub fn replace_peer_holds(&mut self, digest: Digest) {
+        self.peer_holds = digest;
     }
 
     /// The store's digest; a change is owed to the peer.
@@ -59,12 +76,17 @@ impl Acks {
 
     /// When an owed digest must go out on its own.
     pub fn due(&self) -> Option<u64> {
-        Some(self.owed_since?.saturating_add(self.report_after_ms?))
+        let owed = self
+            .owed_since
+            .zip(self.report_after_ms)
+            .map(|(since, after)| since.saturating_add(after));
+        owed.into_iter().chain(self.hello_due).min()
     }
 
     /// A message goes out: it carries our digest, which settles the debt.
     pub fn on_send(&mut self) -> Digest {
         self.owed_since = None;
+        self.hello_due = None;
         (*self.ours).clone()
     }
 }
@@ -84,6 +106,7 @@ mod tests {
 
     fn gossip(items: Vec<Item>, have: &[(&str, u64)]) -> Gossip {
         Gossip {
+            inc: 0,
             items,
             digest: (*digest(have)).clone(),
             ts: 0,
@@ -110,6 +133,19 @@ mod tests {
         assert_eq!(acks.due(), None, "a digest alone needs no answer");
         acks.on_peer_message(200, &gossip(vec![Item::new("n1", 1, 5)], &[]));
         assert_eq!(acks.due(), Some(250));
+    }
+
+    #[test]
+    fn a_new_link_says_hello_once_unless_a_message_went_first() {
+        let mut acks = Acks::new(None);
+        acks.greet(1_000, 500);
+        assert_eq!(
+            acks.due(),
+            Some(1_500),
+            "even a link that never owes a digest"
+        );
+        acks.on_send();
+        assert_eq!(acks.due(), None);
     }
 
     #[test]

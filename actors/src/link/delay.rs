@@ -15,8 +15,15 @@ impl OneWayDelay {
     /// How many samples are kept.
     const KEEP: usize = 15;
 
+    /// The longest delay taken as a sample: a `ts` further off is a broken
+    /// clock (or a hostile peer), and would stall rounds placed after it.
+    pub const PLAUSIBLE_MS: u64 = 60_000;
+
     /// A message sent at `sent` (sender's clock) arrived at `now`.
     pub fn on_message(&mut self, now: u64, sent: u64) {
+        if now.saturating_sub(sent) > Self::PLAUSIBLE_MS {
+            return;
+        }
         if self.recent.len() == Self::KEEP {
             self.recent.pop_front();
         }
@@ -38,6 +45,15 @@ impl OneWayDelay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timestamp_from_a_broken_clock_is_no_sample() {
+        let mut delay = OneWayDelay::default();
+        delay.on_message(1_000_000, 0);
+        delay.on_message(1_000_000, u64::MAX);
+        assert_eq!(delay.median(), Some(0), "ahead of our clock: zero delay");
+        assert_eq!(delay.highest(), Some(0), "the one from 1970 is dropped");
+    }
 
     #[test]
     fn median_and_highest_of_the_last_fifteen_samples() {

@@ -97,7 +97,16 @@ pub struct Link {
     /// Until when the link repairs eagerly, after a loss (see
     /// [`REPAIR_MODE_MS`]).
     repair_until: Option<u64>,
+    /// The last batch was full and more items are due: the next goes at
+    /// once, not at the next round.
+    more_due: bool,
 }
+
+/// How long after its start a link that has sent nothing sends its digest
+/// anyway (aligned to its rounds): a restarted node's peers learn from it
+/// that it starts over. A busy link's first batch goes earlier and carries
+/// the news instead.
+pub const HELLO_AFTER_MS: u64 = 500;
 
 /// How long a sure loss (a gap in the peer's digest long after the item
 /// should have arrived, or a timeout) puts a link in
@@ -120,6 +129,30 @@ impl Link {
             resent_items: 0,
             received_msgs: 0,
             repair_until: None,
+            more_due: false,
+        }
+    }
+
+    /// The link's actor started at `now`: the peer hears from it within
+    /// [`HELLO_AFTER_MS`] (and its round) even if there is nothing to send.
+    pub fn greet(&mut self, now: u64) {
+        self.acks.greet(now, HELLO_AFTER_MS);
+    }
+
+    /// Caps batches at `max_items` (see [`outbox::MAX_BATCH_ITEMS`]).
+    pub fn limit_batches(&mut self, max_items: usize) {
+        self.outbox.limit_batches(max_items);
+    }
+
+    /// What the peer holds, replacing what the link knew (see
+    /// [`crate::messages::PeerHolds`]): held items are dropped, `catch_up`
+    /// items go at the next flush.
+    pub fn on_peer_holds(&mut self, now: u64, digest: Digest, catch_up: &[Item]) {
+        self.refresh(now);
+        self.acks.replace_peer_holds(digest);
+        self.outbox.drop_acknowledged(now, self.acks.peer_holds());
+        for item in catch_up {
+            self.outbox.offer_eager(now, item, self.acks.peer_holds());
         }
     }
 
@@ -237,10 +270,11 @@ impl Link {
     /// [`Link::next_deadline`].
     pub fn poll(&mut self, now: u64) -> Option<Gossip> {
         self.refresh(now);
-        if self.next_deadline()? > now {
+        if !self.more_due && self.next_deadline()? > now {
             return None;
         }
         let batch = self.outbox.take_batch(now, self.rto_ms());
+        self.more_due = batch.more;
         if batch.timed_out {
             self.rto.on_timeout();
             self.on_loss(now);
@@ -249,6 +283,7 @@ impl Link {
         self.sent_msgs += 1;
         self.resent_items += batch.resent;
         Some(Gossip {
+            inc: 0,
             items: batch.items,
             digest: self.acks.on_send(),
             ts: now,
@@ -264,6 +299,11 @@ impl Link {
             .flatten()
             .min()?;
         Some(self.schedule.align(due, self.one_way.median()))
+    }
+
+    /// Whether the last batch was full and another is due at once.
+    pub fn has_more(&self) -> bool {
+        self.more_due
     }
 
     /// How many copies of a message just polled to send: the policy's
@@ -338,6 +378,7 @@ mod tests {
 
     fn ack(digest: &Arc<Digest>, ts: u64) -> Gossip {
         Gossip {
+            inc: 0,
             items: vec![],
             digest: (**digest).clone(),
             ts,
@@ -564,6 +605,7 @@ mod tests {
         // The peer sent an item; the store took it: our digest changed.
         let theirs = Item::new("n1", 1, 5);
         let peer_msg = Gossip {
+            inc: 0,
             items: vec![theirs.clone()],
             digest: (*digest_of(std::slice::from_ref(&theirs))).clone(),
             ts: 0,
@@ -665,6 +707,62 @@ mod tests {
         assert_eq!(repair.items, vec![from_a2.clone()]);
         assert_eq!(link.stats(1000).in_flight, 1, "repairs are reliable");
         link.on_peer_message(1200, &ack(&digest_of(&items), 1200));
+        assert!(link.is_idle());
+    }
+
+    #[test]
+    fn a_long_backlog_drains_oldest_first_in_bounded_batches_at_once() {
+        let mut link = Link::new(
+            "n0",
+            "n1",
+            reliable(Flush::Aligned {
+                interval_ms: 100,
+                phase_ms: 0,
+            }),
+        );
+        link.limit_batches(3);
+        let items: Vec<Item> = (1..=7).map(|s| Item::new("n2", s, s as i64)).collect();
+        // Arrival order is not key order: n2/7 arrived first.
+        link.on_local_update(1_010, &items[6..], digest_of(&items), None);
+        link.on_local_update(1_020, &items[..6], digest_of(&items), None);
+        let mut batches = Vec::new();
+        while let Some(msg) = link.poll(1_100) {
+            batches.push(msg.items.iter().map(|i| i.seq).collect::<Vec<_>>());
+            if !link.has_more() {
+                break;
+            }
+        }
+        assert_eq!(batches, [vec![7, 1, 2], vec![3, 4, 5], vec![6]]);
+        assert!(link.poll(1_100).is_none(), "drained");
+        assert_eq!(link.stats(1_100).in_flight, 7);
+    }
+
+    #[test]
+    fn a_restarted_peer_gets_what_it_lacks_whatever_the_eager_policy() {
+        // A star leaf's link sends only its own items eagerly.
+        let mut link = Link::new(
+            "n1",
+            "n0",
+            LinkPolicy {
+                eager: Eager::Own,
+                ..reliable(Flush::Immediate)
+            },
+        );
+        let mine = Item::new("n1@3", 1, 10);
+        let relayed = Item::new("n2@4", 1, 20);
+        let both = [mine.clone(), relayed.clone()];
+        link.on_local_update(0, std::slice::from_ref(&mine), digest_of(&both), None);
+        assert_eq!(
+            link.poll(0).expect("own item").items,
+            std::slice::from_ref(&mine)
+        );
+        link.on_peer_message(100, &ack(&digest_of(&both), 90));
+        assert!(link.is_idle());
+        // The peer restarted and holds nothing: everything goes again.
+        link.on_peer_holds(200, Digest::default(), &both);
+        let msg = link.poll(200).expect("catch-up");
+        assert_eq!(msg.items, [mine, relayed]);
+        link.on_peer_message(300, &ack(&digest_of(&both), 290));
         assert!(link.is_idle());
     }
 

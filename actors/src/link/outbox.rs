@@ -14,7 +14,7 @@
 //! to see such gaps: an item the peer shows lost is sent once more.
 
 use super::policy::{Eager, LinkPolicy};
-use crate::digest::{Digest, Item, ItemKey};
+use crate::digest::{origin_node, Digest, Item, ItemKey};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone)]
@@ -52,6 +52,9 @@ pub struct Batch {
     pub resent: u64,
     /// Whether any retransmission is a timeout's (not a marked loss's).
     pub timed_out: bool,
+    /// Whether items that were due stayed behind because the batch was
+    /// full: another batch is due at once.
+    pub more: bool,
 }
 
 /// The outbox's size and age, for the backlog trace.
@@ -78,7 +81,14 @@ pub struct Outbox {
     /// An unreliable link's recent sends, watched for gaps in the peer's
     /// digest for [`WATCH_MS`]: (value, sent at).
     watched: BTreeMap<ItemKey, (i64, u64)>,
+    /// The most items in one batch.
+    max_items: usize,
 }
+
+/// The most items a batch carries (about 40 bytes each on the wire: well
+/// under a receiver's 16 MiB line limit). A longer backlog drains over
+/// several messages, oldest first.
+pub const MAX_BATCH_ITEMS: usize = 10_000;
 
 /// Items a gap shows lost: how many were marked to go again, and how many
 /// of those the peer's digest lacked so long after they should have arrived
@@ -109,7 +119,33 @@ impl Outbox {
             lazy: BTreeMap::new(),
             in_flight: BTreeMap::new(),
             watched: BTreeMap::new(),
+            max_items: MAX_BATCH_ITEMS,
         }
+    }
+
+    /// Caps batches at `max_items` (at least 1) instead of
+    /// [`MAX_BATCH_ITEMS`].
+    pub fn limit_batches(&mut self, max_items: usize) {
+        self.max_items = max_items.max(1);
+    }
+
+    /// An item the peer must get whatever the eager policy (a restarted
+    /// peer's history): it waits for the next flush unless the peer holds
+    /// it; one in flight goes again at the next flush.
+    pub fn offer_eager(&mut self, now: u64, item: &Item, peer_holds: &Digest) {
+        if peer_holds.covers(&item.origin, item.seq) {
+            return;
+        }
+        let key = item.key();
+        if let Some(f) = self.in_flight.get_mut(&key) {
+            f.lost_at.get_or_insert(now);
+            return;
+        }
+        let since = self.lazy.remove(&key).map_or(now, |w| w.since);
+        self.waiting.entry(key).or_insert(Waiting {
+            value: item.value,
+            since,
+        });
     }
 
     /// A new item of the store's: kept unless the peer holds it or the
@@ -129,7 +165,7 @@ impl Outbox {
         }
         let eager = match self.eager {
             Eager::All => true,
-            Eager::Own => item.origin == self.me,
+            Eager::Own => origin_node(&item.origin) == self.me,
             Eager::Nothing => false,
         };
         let waiting = Waiting {
@@ -222,14 +258,20 @@ impl Outbox {
 
     /// The items of a batch sent at `now`: in-flight items marked lost or
     /// unacknowledged for `rto`, every waiting item, and lazy items past
-    /// their grace. On a reliable link the new ones stay in flight, on an
+    /// their grace, at most the batch limit of them (the oldest; the rest
+    /// stay due). On a reliable link the new ones stay in flight, on an
     /// unreliable one they are watched.
     pub fn take_batch(&mut self, now: u64, rto: u64) -> Batch {
         let mut items = Vec::new();
         let mut resent = 0;
         let mut timed_out = false;
+        let mut more = false;
         for ((origin, seq), f) in self.in_flight.iter_mut() {
             if f.resend_at(rto) <= now {
+                if items.len() == self.max_items {
+                    more = true;
+                    break;
+                }
                 timed_out |= f.lost_at.is_none();
                 f.last_sent = now;
                 f.attempts += 1;
@@ -238,7 +280,6 @@ impl Outbox {
                 items.push(Item::new(origin.clone(), *seq, f.value));
             }
         }
-        let mut fresh = std::mem::take(&mut self.waiting);
         if let Some(grace) = self.lazy_grace_ms {
             let due: Vec<ItemKey> = self
                 .lazy
@@ -248,10 +289,27 @@ impl Outbox {
                 .collect();
             for key in due {
                 if let Some(w) = self.lazy.remove(&key) {
-                    fresh.insert(key, w);
+                    self.waiting.insert(key, w);
                 }
             }
         }
+        let room = self.max_items - items.len();
+        let fresh: Vec<(ItemKey, Waiting)> = if self.waiting.len() <= room {
+            std::mem::take(&mut self.waiting).into_iter().collect()
+        } else {
+            more = true;
+            let mut oldest: Vec<(u64, ItemKey)> = self
+                .waiting
+                .iter()
+                .map(|(key, w)| (w.since, key.clone()))
+                .collect();
+            oldest.sort_unstable();
+            oldest
+                .into_iter()
+                .take(room)
+                .filter_map(|(_, key)| self.waiting.remove_entry(&key))
+                .collect()
+        };
         for ((origin, seq), w) in fresh {
             items.push(Item::new(origin.clone(), seq, w.value));
             if !self.reliable {
@@ -273,6 +331,7 @@ impl Outbox {
             items,
             resent,
             timed_out,
+            more,
         }
     }
 
@@ -390,6 +449,7 @@ mod tests {
                 items: vec![b, c],
                 resent: 1,
                 timed_out: true,
+                more: false,
             }
         );
         assert_eq!(outbox.backlog().batches_in_flight, 2, "sent at 100 and 300");
@@ -424,6 +484,7 @@ mod tests {
                 items: vec![a.clone()],
                 resent: 1,
                 timed_out: false,
+                more: false,
             },
             "a resend, not a timeout"
         );

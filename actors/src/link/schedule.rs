@@ -24,8 +24,20 @@ use crate::protocol::RoundChange;
 /// The smallest instant x ≥ t with x ≡ phase (mod interval).
 pub fn align_up(t: u64, interval: u64, phase: u64) -> u64 {
     let interval = interval.max(1);
-    let phase = phase % interval;
-    t + (phase + interval - t % interval) % interval
+    t.saturating_add(steps_from(t, phase, interval, true))
+}
+
+/// How far `t` is from the grid `phase + k·interval`: forward to the next
+/// instant (`ahead`), or back to the latest one. Never overflows, whatever
+/// a peer's clock says.
+fn steps_from(t: u64, phase: u64, interval: u64, ahead: bool) -> u64 {
+    let (rem, phase) = (t % interval, phase % interval);
+    match (ahead, rem <= phase) {
+        (true, true) => phase - rem,
+        (true, false) => interval - (rem - phase),
+        (false, true) => (interval - (phase - rem)) % interval,
+        (false, false) => rem - phase,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +57,9 @@ pub struct RoundSchedule {
     flush_offset_ms: Option<u64>,
     /// An extra flush for items that missed the latest one.
     expedite_at: Option<u64>,
+    /// The instant of the latest round change heard from the peer: an
+    /// announcement of an earlier one is a late delivery, not news.
+    heard_from: Option<u64>,
 }
 
 /// How long a late flush waits for the round's other stragglers.
@@ -61,6 +76,7 @@ impl RoundSchedule {
             last_sent_at: None,
             flush_offset_ms: None,
             expedite_at: None,
+            heard_from: None,
         }
     }
 
@@ -111,6 +127,10 @@ impl RoundSchedule {
         if self.role != RoundRole::Follow || self.round().is_none() || change.0 == 0 {
             return;
         }
+        if self.heard_from.is_some_and(|from| change.1 < from) {
+            return;
+        }
+        self.heard_from = Some(change.1);
         let news = match self.next {
             Some(planned) => planned != change,
             None => self.grid() != Some((change.0, change.1 % change.0)),
@@ -145,8 +165,7 @@ impl RoundSchedule {
         else {
             return None;
         };
-        let interval = interval_ms.max(1);
-        let since_round = (sent + interval - peer_phase_ms % interval) % interval;
+        let since_round = steps_from(sent, peer_phase_ms, interval_ms.max(1), false);
         let round_at = sent.checked_sub(since_round)?;
         Some((round_at, now.checked_sub(round_at)?))
     }
@@ -271,6 +290,8 @@ mod tests {
         assert_eq!(align_up(1_031, 100, 30), 1_130);
         assert_eq!(align_up(1_031, 100, 230), 1_130, "the phase is modulo");
         assert_eq!(align_up(7, 0, 0), 7, "a zero interval is one ms");
+        assert_eq!(align_up(u64::MAX - 1, 1_000, 0), u64::MAX, "saturates");
+        assert_eq!(align_up(5, u64::MAX, u64::MAX - 1), u64::MAX - 1);
     }
 
     #[test]
@@ -310,6 +331,21 @@ mod tests {
             "the hint until measured"
         );
         assert_eq!(schedule.align(5_000, Some(40)), 5_050);
+    }
+
+    #[test]
+    fn a_late_announcement_of_an_earlier_change_does_not_move_the_grid_back() {
+        let mut follow = aligned(200, 0, RoundRole::Follow);
+        follow.on_peer_round(1_000, RoundChange(700, 1_800));
+        follow.settle(1_800);
+        assert_eq!(follow.round(), Some(700));
+        // The hub's announcement of its first rounds, delivered late.
+        follow.on_peer_round(1_900, RoundChange(200, 0));
+        follow.settle(1_900);
+        assert_eq!(follow.round(), Some(700), "rounds only move forward");
+        follow.on_peer_round(2_000, RoundChange(500, 3_200));
+        follow.settle(3_200);
+        assert_eq!(follow.round(), Some(500), "a later change still counts");
     }
 
     #[test]
