@@ -43,6 +43,11 @@ latency 100 unless said otherwise, limits and targets in results-table):
   fast-loss    fast profile, --p-loss 0.2, clients exempt
   5n-loss      5 nodes, rate 10, --p-loss 0.3 --p-dup 0.2, clients exempt
   3d-100n      100 nodes, rate 1000, 3d profile (slow: about 45 s a run)
+  kill         5 nodes, rate 10, --nemesis kill, the node with --durable-acks
+  kill-partition-pause   the same with --nemesis partition,kill,pause
+  kill-3d      3d profile, --nemesis kill, --durable-acks
+  volatile-kill   5 nodes, rate 10, --nemesis kill, without --durable-acks:
+               reports what a SIGKILL loses (judged on nothing)
 TXT
 }
 
@@ -88,7 +93,7 @@ else
       --) shift; node_args=("$@"); break ;;
       3a|3b|3c|3d|3e|fast) [[ $mode == challenges ]] || die "$mode takes no challenge names"
         challenges+=("$1"); shift ;;
-      3d-jitter|3e-jitter|fast-jitter|3d-loss|fast-loss|5n-loss|3d-100n)
+      3d-jitter|3e-jitter|fast-jitter|3d-loss|fast-loss|5n-loss|3d-100n|kill|kill-partition-pause|kill-3d|volatile-kill)
         [[ $mode == stress ]] || die "$1 is a stress row: ./maelstrom.sh stress $1"
         challenges+=("$1"); shift ;;
       sweep) mode=sweep; shift ;;
@@ -137,12 +142,24 @@ params() {
     fast-loss) echo "--node-count 25 --time-limit 20 --rate 100 --latency 100 --p-loss 0.2 --p-loss-clients exempt" ;;
     5n-loss) echo "--node-count 5 --time-limit 20 --rate 10 --p-loss 0.3 --p-dup 0.2 --p-loss-clients exempt" ;;
     3d-100n) echo "--node-count 100 --time-limit 20 --rate 1000 --latency 100" ;;
+    kill|volatile-kill) echo "--node-count 5 --time-limit 20 --rate 10 --nemesis kill" ;;
+    kill-partition-pause) echo "--node-count 5 --time-limit 20 --rate 10 --nemesis partition,kill,pause" ;;
+    kill-3d) echo "--node-count 25 --time-limit 20 --rate 100 --latency 100 --nemesis kill" ;;
+  esac
+}
+# Whether a row's nodes answer broadcast_ok only once another node holds the
+# value (BROADCAST_DURABLE_ACKS; empty: as the environment says).
+durable() {
+  case "$1" in
+    kill|kill-partition-pause|kill-3d) echo 1 ;;
+    volatile-kill) echo 0 ;;
   esac
 }
 profile() {
   case "$1" in
     3d|3e|fast) echo "$1" ;;
     3d-*|3e-*|fast-*) echo "${1%%-*}" ;;
+    kill-3d) echo 3d ;;
     *) echo default ;;
   esac
 }
@@ -169,10 +186,13 @@ run_one() { # challenge label profile seed [extra harness args...]
   args+=("$@")
   run_number=$((run_number + 1))
   local attempt status results figures
+  local node_env=(BROADCAST_PROFILE="$prof") durable_acks
+  durable_acks=$(durable "${challenge%-partition}")
+  [[ -z "$durable_acks" ]] || node_env+=(BROADCAST_DURABLE_ACKS="$durable_acks")
   for attempt in first rerun; do
-    echo "== [$run_number/$run_total] $label: ${harness[*]##*/} test -w broadcast ${args[*]} (profile $prof${seed:+, seed $seed})" >&2
+    echo "== [$run_number/$run_total] $label: ${harness[*]##*/} test -w broadcast ${args[*]} (profile $prof${durable_acks:+, BROADCAST_DURABLE_ACKS=$durable_acks}${seed:+, seed $seed})" >&2
     status=0
-    BROADCAST_PROFILE=$prof "${harness[@]}" test -w broadcast --bin "$node_bin" "${args[@]}" \
+    env "${node_env[@]}" "${harness[@]}" test -w broadcast --bin "$node_bin" "${args[@]}" \
       ${node_args[@]+-- "${node_args[@]}"} >"$log_dir/$label.out" 2>&1 || status=$?
     if [[ $status -ge 254 ]]; then
       echo "   aborted (exit $status); last lines of the harness output:" >&2
@@ -198,7 +218,8 @@ log_dir=$(mktemp -d "${TMPDIR:-/tmp}/maelstrom-sh.XXXXXX")
 if [[ ${#challenges[@]} -eq 0 ]]; then
   case $mode in
     challenges) challenges=(3a 3b 3c 3d 3e) ;;
-    stress) challenges=(3d-jitter 3e-jitter fast-jitter 3d-loss fast-loss 5n-loss) ;;
+    stress) challenges=(3d-jitter 3e-jitter fast-jitter 3d-loss fast-loss 5n-loss
+                        kill kill-partition-pause kill-3d volatile-kill) ;;
   esac
 fi
 profiles=(3d 3e fast)

@@ -73,6 +73,8 @@ pub struct MessageStore {
     held_reads: Vec<ReplyTo>,
     /// (peer, kind) of bad gossip already logged.
     logged_bad: BTreeSet<(String, &'static str)>,
+    /// When `init` came (clock ms).
+    joined_at: u64,
     /// Gossip that came before `init` (a peer that started first), taken
     /// once the cluster is known and the gossip can be checked.
     early: Vec<Merge>,
@@ -101,6 +103,7 @@ impl MessageStore {
             held_reads: Vec::new(),
             logged_bad: BTreeSet::new(),
             early: Vec::new(),
+            joined_at: 0,
         }
     }
 
@@ -203,7 +206,16 @@ impl MessageStore {
             }
             return;
         }
+        let was_caught_up = self.core.caught_up();
         let received = self.core.receive(&msg.from, &msg.gossip);
+        if !was_caught_up && self.core.caught_up() {
+            log::info!(
+                "caught up with {} {} ms after init ({} values)",
+                msg.from,
+                self.setup.clock.now_ms().saturating_sub(self.joined_at),
+                self.core.values().len()
+            );
+        }
         let sent_at = msg.gossip.ts;
         if let Some(link) = self.links.get(&msg.from) {
             if let PeerNews::Restarted { catch_up } = &received.peer {
@@ -259,6 +271,7 @@ impl Handler<Joined> for MessageStore {
             origin_of(&msg.node_id, self.setup.incarnation),
             &msg.node_ids,
         );
+        self.joined_at = self.setup.clock.now_ms();
         for early in std::mem::take(&mut self.early) {
             self.take_gossip(early, ctx);
         }

@@ -458,6 +458,16 @@ impl Limits {
                 strict: true,
                 ..limits(1.0, 400.0, 600.0)
             }),
+            // Crash-restart with durable acknowledgements (issue 11).
+            "kill" => Some(Limits {
+                max_median_ms: Some(1000.0),
+                ..Limits::VALID_ONLY
+            }),
+            "kill-partition-pause" => Some(Limits::VALID_ONLY),
+            "kill-3d" => Some(Limits {
+                max_msgs_per_op: Some(1.3),
+                ..Limits::VALID_ONLY
+            }),
             _ => None,
         }
     }
