@@ -354,6 +354,7 @@ fn auto_tuned_fanout_turning_star_survives_a_partition() {
 }
 
 /// The node the kill tests SIGKILL and restart: a star leaf.
+/// The node killed by default: a star leaf.
 const KILLED: usize = 2;
 
 /// When a value was broadcast, relative to the kill of [`KILLED`].
@@ -375,6 +376,8 @@ struct Broadcast {
 /// read (None: no reply).
 struct KillRun {
     cluster: Cluster,
+    /// The node that was killed and restarted.
+    killed: usize,
     broadcasts: Vec<Broadcast>,
     final_reads: Vec<Option<BTreeSet<i64>>>,
 }
@@ -428,12 +431,17 @@ fn assert_no_problems(problems: &[String]) {
     );
 }
 
-/// Five nodes take distinct values for 2 s; [`KILLED`] is SIGKILLed right
+/// [`survives_the_kill_of`] the star leaf [`KILLED`].
+fn survives_a_kill(args: &[&str]) -> KillRun {
+    survives_the_kill_of(KILLED, args)
+}
+
+/// Five nodes take distinct values for 2 s; `killed` is SIGKILLed right
 /// after it acknowledged one; the others take values for 1 s while it is
 /// down (the router drops what is sent to it); it restarts as the same node
 /// id and everyone, it included, takes values for 1 s more; after 3 s of
 /// quiet every node is read.
-fn survives_a_kill(args: &[&str]) -> KillRun {
+fn survives_the_kill_of(killed: usize, args: &[&str]) -> KillRun {
     let n = 5;
     let mut c = Cluster::start(n, args, Duration::from_millis(5));
     for i in 0..n {
@@ -469,25 +477,25 @@ fn survives_a_kill(args: &[&str]) -> KillRun {
         broadcast(&mut c, k % n, Phase::BeforeKill);
         c.pump(tick, &|_, _| false);
     }
-    let last = broadcast(&mut c, KILLED, Phase::BeforeKill);
+    let last = broadcast(&mut c, killed, Phase::BeforeKill);
     let ack = c.pump_until_reply("c9", last, Duration::from_secs(3));
     assert_eq!(
         ack.map(|r| r["type"].clone()),
         Some(json!("broadcast_ok")),
-        "n{KILLED} acknowledged its last value before the kill"
+        "n{killed} acknowledged its last value before the kill"
     );
-    c.kill(KILLED);
-    let survivors: Vec<usize> = (0..n).filter(|&i| i != KILLED).collect();
+    c.kill(killed);
+    let survivors: Vec<usize> = (0..n).filter(|&i| i != killed).collect();
     for k in 0..40 {
         broadcast(&mut c, survivors[k % survivors.len()], Phase::WhileDown);
         c.pump(tick, &|_, _| false);
     }
-    c.restart(KILLED);
-    let init = c.pump_until_reply(&format!("c{KILLED}"), 1, Duration::from_secs(2));
+    c.restart(killed);
+    let init = c.pump_until_reply(&format!("c{killed}"), 1, Duration::from_secs(2));
     assert_eq!(
         init.map(|r| r["type"].clone()),
         Some(json!("init_ok")),
-        "the restarted n{KILLED} answered init"
+        "the restarted n{killed} answered init"
     );
     for k in 0..40 {
         broadcast(&mut c, k % n, Phase::AfterRestart);
@@ -518,6 +526,7 @@ fn survives_a_kill(args: &[&str]) -> KillRun {
         .collect();
     KillRun {
         cluster: c,
+        killed,
         broadcasts,
         final_reads,
     }
@@ -541,7 +550,7 @@ fn a_killed_and_restarted_node_loses_no_acknowledged_value_with_durable_acks() {
     let mut problems = Vec::new();
     let unacknowledged = run.values(|b| {
         // The killed node may have died before acknowledging these.
-        let died_with_it = b.node == KILLED && b.phase == Phase::BeforeKill;
+        let died_with_it = b.node == run.killed && b.phase == Phase::BeforeKill;
         !(died_with_it || run.acknowledged(b))
     });
     if !unacknowledged.is_empty() {
@@ -551,7 +560,7 @@ fn a_killed_and_restarted_node_loses_no_acknowledged_value_with_durable_acks() {
     }
     let acknowledged = run.values(|b| run.acknowledged(b));
     problems.extend(run.lacking(&acknowledged, "acknowledged values"));
-    let restarted = run.values(|b| b.node == KILLED && b.phase == Phase::AfterRestart);
+    let restarted = run.values(|b| b.node == run.killed && b.phase == Phase::AfterRestart);
     problems.extend(run.lacking(&restarted, "values the restarted node took"));
     assert_no_problems(&problems);
     run.cluster.finish();
@@ -572,17 +581,32 @@ fn a_killed_and_restarted_node_catches_up() {
         "400",
     ]);
     let mut problems = Vec::new();
-    let restarted = run.values(|b| b.node == KILLED && b.phase == Phase::AfterRestart);
-    let unacknowledged =
-        run.values(|b| b.node == KILLED && b.phase == Phase::AfterRestart && !run.acknowledged(b));
+    let restarted = run.values(|b| b.node == run.killed && b.phase == Phase::AfterRestart);
+    let unacknowledged = run
+        .values(|b| b.node == run.killed && b.phase == Phase::AfterRestart && !run.acknowledged(b));
     if !unacknowledged.is_empty() {
         problems.push(format!(
             "the restarted node did not acknowledge {unacknowledged:?}"
         ));
     }
-    let from_survivors = run.values(|b| b.node != KILLED && run.acknowledged(b));
+    let from_survivors = run.values(|b| b.node != run.killed && run.acknowledged(b));
     problems.extend(run.lacking(&from_survivors, "values acknowledged by never-killed nodes"));
     problems.extend(run.lacking(&restarted, "values the restarted node took"));
+    assert_no_problems(&problems);
+    run.cluster.finish();
+}
+
+/// The hub of a fanout cluster killed and restarted: its leaves' direct
+/// links answer only for their own values, so the hub's own earlier values
+/// come back over their reliable links to it, and everything else from the
+/// leaves' catch-up. Nothing acknowledged is lost with `--durable-acks`.
+#[test]
+fn a_killed_fanout_hub_gets_its_history_back() {
+    let run = survives_the_kill_of(0, &["--profile", "fast", "--durable-acks"]);
+    let acknowledged = run.values(|b| run.acknowledged(b));
+    let mut problems = run.lacking(&acknowledged, "acknowledged values");
+    let restarted = run.values(|b| b.node == run.killed && b.phase == Phase::AfterRestart);
+    problems.extend(run.lacking(&restarted, "values the restarted hub took"));
     assert_no_problems(&problems);
     run.cluster.finish();
 }

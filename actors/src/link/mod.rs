@@ -27,7 +27,7 @@ pub mod schedule;
 pub use policy::{Eager, Flush, LinkPolicy, RoundRole, RtoBounds};
 pub use schedule::{align_up, RoundSchedule};
 
-use crate::digest::{Digest, Item};
+use crate::digest::{origin_node, Digest, Item};
 use crate::protocol::{Gossip, RoundChange};
 use acks::Acks;
 use delay::OneWayDelay;
@@ -102,10 +102,12 @@ pub struct Link {
     more_due: bool,
 }
 
-/// How long after its start a link that has sent nothing sends its digest
-/// anyway (aligned to its rounds): a restarted node's peers learn from it
-/// that it starts over. A busy link's first batch goes earlier and carries
-/// the news instead.
+/// How long after its start a link that reports its digest and has sent
+/// nothing sends it anyway (aligned to its rounds): a restarted node's peers
+/// learn from it that it starts over. A busy link's first batch goes earlier
+/// and carries the news instead. A fire-and-forget link (fanout's direct
+/// links) never greets: its node's reporting link to the hub does, and 24
+/// hellos per node would cost more than the news is worth.
 pub const HELLO_AFTER_MS: u64 = 500;
 
 /// How long a sure loss (a gap in the peer's digest long after the item
@@ -133,10 +135,13 @@ impl Link {
         }
     }
 
-    /// The link's actor started at `now`: the peer hears from it within
-    /// [`HELLO_AFTER_MS`] (and its round) even if there is nothing to send.
+    /// The link's actor started at `now`: if the link reports its digest,
+    /// the peer hears from it within [`HELLO_AFTER_MS`] (and its round) even
+    /// if there is nothing to send.
     pub fn greet(&mut self, now: u64) {
-        self.acks.greet(now, HELLO_AFTER_MS);
+        if self.policy.report_digest_after_ms.is_some() {
+            self.acks.greet(now, HELLO_AFTER_MS);
+        }
     }
 
     /// Caps batches at `max_items` (see [`outbox::MAX_BATCH_ITEMS`]).
@@ -145,14 +150,18 @@ impl Link {
     }
 
     /// What the peer holds, replacing what the link knew (see
-    /// [`crate::messages::PeerHolds`]): held items are dropped, `catch_up`
-    /// items go at the next flush.
+    /// [`crate::messages::PeerHolds`]): held items are dropped, the
+    /// `catch_up` items this link answers for go at the next flush.
     pub fn on_peer_holds(&mut self, now: u64, digest: Digest, catch_up: &[Item]) {
         self.refresh(now);
         self.acks.replace_peer_holds(digest);
         self.outbox.drop_acknowledged(now, self.acks.peer_holds());
         for item in catch_up {
-            self.outbox.offer_eager(now, item, self.acks.peer_holds());
+            // The peer's own earlier items: only other nodes hold them now,
+            // and a reliable link answers for them whatever its policy.
+            let peers_own = self.policy.reliable && origin_node(&item.origin) == self.peer;
+            self.outbox
+                .offer_catch_up(now, item, self.acks.peer_holds(), peers_own);
         }
     }
 
@@ -283,6 +292,7 @@ impl Link {
         self.sent_msgs += 1;
         self.resent_items += batch.resent;
         Some(Gossip {
+            // The process's incarnation is the link actor's to stamp.
             inc: 0,
             items: batch.items,
             digest: self.acks.on_send(),
@@ -738,13 +748,14 @@ mod tests {
     }
 
     #[test]
-    fn a_restarted_peer_gets_what_it_lacks_whatever_the_eager_policy() {
-        // A star leaf's link sends only its own items eagerly.
+    fn a_restarted_peer_gets_what_it_lacks_of_what_the_link_answers_for() {
+        // A fanout hub's link: its own items eagerly, others lazily.
         let mut link = Link::new(
             "n1",
             "n0",
             LinkPolicy {
                 eager: Eager::Own,
+                lazy_grace_ms: Some(5_000),
                 ..reliable(Flush::Immediate)
             },
         );
@@ -758,12 +769,39 @@ mod tests {
         );
         link.on_peer_message(100, &ack(&digest_of(&both), 90));
         assert!(link.is_idle());
-        // The peer restarted and holds nothing: everything goes again.
+        // The peer restarted and holds nothing: everything goes again, at
+        // once (not after the lazy grace).
         link.on_peer_holds(200, Digest::default(), &both);
         let msg = link.poll(200).expect("catch-up");
-        assert_eq!(msg.items, [mine, relayed]);
+        assert_eq!(msg.items, [mine.clone(), relayed.clone()]);
         link.on_peer_message(300, &ack(&digest_of(&both), 290));
         assert!(link.is_idle());
+        // A fanout direct link answers only for its own node's items: the
+        // restarted peer gets the others' from their own links.
+        let mut direct = Link::new(
+            "n1",
+            "n2",
+            LinkPolicy {
+                eager: Eager::Own,
+                reliable: false,
+                ..reliable(Flush::Immediate)
+            },
+        );
+        direct.on_peer_holds(200, Digest::default(), &both);
+        assert_eq!(direct.poll(200).expect("catch-up").items, [mine]);
+        // A fanout leaf's reliable link to a restarted hub also gives the
+        // hub back the hub's own earlier items (nobody else answers for them).
+        let mut to_hub = Link::new(
+            "n1",
+            "n0",
+            LinkPolicy {
+                eager: Eager::Own,
+                ..reliable(Flush::Immediate)
+            },
+        );
+        let hubs = Item::new("n0@2", 1, 30);
+        to_hub.on_peer_holds(200, Digest::default(), &[relayed, hubs.clone()]);
+        assert_eq!(to_hub.poll(200).expect("catch-up").items, [hubs]);
     }
 
     #[derive(Debug, Clone)]

@@ -129,11 +129,19 @@ impl Outbox {
         self.max_items = max_items.max(1);
     }
 
-    /// An item the peer must get whatever the eager policy (a restarted
-    /// peer's history): it waits for the next flush unless the peer holds
-    /// it; one in flight goes again at the next flush.
-    pub fn offer_eager(&mut self, now: u64, item: &Item, peer_holds: &Digest) {
-        if peer_holds.covers(&item.origin, item.seq) {
+    /// An item a restarted peer lacks: it waits for the next flush if this
+    /// link answers for it (`always`, or its eager policy sends it, or it
+    /// would go lazily: a restarted peer needs it now, not after the
+    /// grace), unless the peer holds it; one in flight goes again at the
+    /// next flush.
+    pub fn offer_catch_up(&mut self, now: u64, item: &Item, peer_holds: &Digest, always: bool) {
+        let answers_for = always
+            || match self.eager {
+                Eager::All => true,
+                Eager::Own => origin_node(&item.origin) == self.me || self.lazy_grace_ms.is_some(),
+                Eager::Nothing => self.lazy_grace_ms.is_some(),
+            };
+        if !answers_for || peer_holds.covers(&item.origin, item.seq) {
             return;
         }
         let key = item.key();
