@@ -610,3 +610,86 @@ fn a_killed_fanout_hub_gets_its_history_back() {
     assert_no_problems(&problems);
     run.cluster.finish();
 }
+
+/// The star's hub SIGKILLed and kept down: each leaf with values in flight
+/// finds it silent, moves to the next hub (n1), and with `--durable-acks`
+/// keeps acknowledging, since the new hub holds its values. Values taken
+/// while the hub is down reach every leaf before it comes back; the
+/// restarted hub follows the new one and gets everything.
+#[test]
+fn a_dead_star_hub_is_replaced_and_leaves_keep_acknowledging() {
+    let n = 5;
+    let args = [
+        "--durable-acks",
+        "--interval-ms",
+        "100",
+        "--ack-delay-ms",
+        "200",
+    ];
+    let mut c = Cluster::start(n, &args, Duration::from_millis(5));
+    for i in 0..n {
+        c.join(i);
+    }
+    c.pump(Duration::from_millis(200), &|_, _| false);
+    c.kill(0);
+    let mut broadcasts = Vec::new();
+    for k in 0..40u64 {
+        let (msg_id, node) = (1000 + k, 1 + (k as usize) % (n - 1));
+        c.request(
+            "c9",
+            node,
+            json!({"type":"broadcast","msg_id":msg_id,"message":k}),
+        );
+        broadcasts.push(msg_id);
+        c.pump(Duration::from_millis(25), &|_, _| false);
+    }
+    // Silence bound: 200 + 3·100 + 4·100 ms (at least 1.5 s), then a round.
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until
+        && !broadcasts
+            .iter()
+            .all(|id| c.replies.contains_key(&("c9".to_string(), *id)))
+    {
+        c.pump(Duration::from_millis(10), &|_, _| false);
+    }
+    let acknowledged = broadcasts
+        .iter()
+        .filter(|id| {
+            c.replies
+                .get(&("c9".to_string(), **id))
+                .is_some_and(|r| r["type"] == "broadcast_ok")
+        })
+        .count();
+    assert_eq!(
+        acknowledged,
+        broadcasts.len(),
+        "every leaf broadcast acknowledged while the hub is down"
+    );
+    let all: BTreeSet<i64> = (0..40).collect();
+    let read = |c: &mut Cluster, nodes: &[usize], base: u64| -> Vec<String> {
+        for &i in nodes {
+            c.request("c9", i, json!({"type":"read","msg_id":base + i as u64}));
+        }
+        c.pump(Duration::from_millis(500), &|_, _| false);
+        let mut problems = Vec::new();
+        for &i in nodes {
+            let got: BTreeSet<i64> = c
+                .replies
+                .get(&("c9".to_string(), base + i as u64))
+                .and_then(|r| r["messages"].as_array().cloned())
+                .map(|v| v.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default();
+            let lost: Vec<_> = all.difference(&got).collect();
+            if !lost.is_empty() {
+                problems.push(format!("n{i} lacks {} of 40: {lost:?}", lost.len()));
+            }
+        }
+        problems
+    };
+    c.pump(Duration::from_millis(1000), &|_, _| false);
+    assert_no_problems(&read(&mut c, &[1, 2, 3, 4], 5000));
+    c.restart(0);
+    c.pump(Duration::from_secs(3), &|_, _| false);
+    assert_no_problems(&read(&mut c, &[0, 1, 2, 3, 4], 6000));
+    c.finish();
+}

@@ -113,6 +113,7 @@ where
             broadcast: store.clone().recipient(),
             read: store.clone().recipient(),
             merge: store.clone().recipient(),
+            terms: topology.clone().recipient(),
             out: writer.clone().recipient(),
             drain: vec![topology.clone().recipient(), store.clone().recipient()],
             shutdown: writer.clone().recipient(),

@@ -15,6 +15,8 @@
 //! | [`DelayReport`] | NeighborGossip (round-leading link) | TopologyManager |
 //! | [`ArrivalReport`] | NeighborGossip (after-peer link: a star hub's) | TopologyManager |
 //! | [`OverlayFrom`] | NeighborGossip (round-following link) | TopologyManager |
+//! | [`HeardTerm`] | StdinReader (every gossip and hub message) | TopologyManager |
+//! | [`PeerSilent`] | NeighborGossip (a star leaf's link to its hub) | TopologyManager |
 //! | [`Drain`] | StdinReader (at end of input) | MessageStore, TopologyManager |
 //! | [`LocalUpdate`] | MessageStore | NeighborGossip |
 //! | [`PeerGossip`] | MessageStore (after merging) | NeighborGossip |
@@ -154,6 +156,25 @@ pub struct ArrivalReport {
 #[rtype(result = "()")]
 pub struct OverlayFrom(pub RoundChange);
 
+/// A peer's message carried its hub term (0 when it carried none).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct HeardTerm {
+    pub from: String,
+    pub term: u64,
+}
+
+/// A link's peer has answered nothing for the link's silence bound while
+/// the link had items in flight: sent once per link by a star leaf's link
+/// to the hub of hub term `term`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct PeerSilent {
+    pub peer: String,
+    pub term: u64,
+    pub silent_ms: u64,
+}
+
 // --- to the MessageStore and the TopologyManager ---
 
 /// Answered once every message sent to the actor before it is handled.
@@ -227,6 +248,11 @@ pub struct NeighborSetup {
     /// Where an after-peer link reports when its peer's round batches
     /// arrive.
     pub arrivals: Option<Recipient<ArrivalReport>>,
+    /// The node's hub term, stamped on every gossip message.
+    pub term: u64,
+    /// Where a star leaf's link to its hub reports the hub silent, and
+    /// after how long (ms).
+    pub silence: Option<(Recipient<PeerSilent>, u64)>,
 }
 
 /// How the topology manager steers a link actor it started.

@@ -1,6 +1,8 @@
 //! NeighborGossip: one actor per overlay neighbour. It owns that link's
 //! [`Link`] state, turns mailbox messages and one timer into calls on it,
-//! sends what it says to send, and traces the link's backlog.
+//! sends what it says to send, and traces the link's backlog. A star
+//! leaf's link to its hub also watches for the hub's silence (see
+//! [`SilenceWatch`]).
 //!
 //! Backlog trace (log target `backlog`, level info), one line per link every
 //! trace interval while the link holds items or its counters moved since the
@@ -11,7 +13,7 @@ use crate::clock::Clock;
 use crate::link::{Link, LinkStats, RoundRole};
 use crate::messages::{
     ArrivalReport, DelayReport, LocalUpdate, NeighborSetup, Outbound, OverlayFrom, PeerGossip,
-    PeerHolds, SetFlushOffset, SetRound, StopLink,
+    PeerHolds, PeerSilent, SetFlushOffset, SetRound, StopLink,
 };
 use crate::protocol::OutBody;
 use actix::prelude::*;
@@ -20,6 +22,8 @@ use std::time::Duration;
 pub struct NeighborGossip {
     me: String,
     incarnation: u64,
+    term: u64,
+    silence: Option<SilenceWatch>,
     link: Link,
     clock: Clock,
     out: Recipient<Outbound>,
@@ -35,9 +39,30 @@ pub struct NeighborGossip {
     last_trace: Option<LinkStats>,
 }
 
+/// Watches a link's peer for silence: items in flight and no message from
+/// the peer for `after_ms` (see [`Link::unanswered_since`]), reported once.
+/// Only time the process ran counts: a check that fires much later than
+/// due (the process was paused, or starved) starts the count again, since
+/// the peer's answers may be waiting unread on stdin.
+struct SilenceWatch {
+    to: Recipient<PeerSilent>,
+    after_ms: u64,
+    armed: Option<SpawnHandle>,
+    counted_from: u64,
+    reported: bool,
+}
+
 impl NeighborGossip {
     pub fn new(setup: NeighborSetup) -> Self {
         NeighborGossip {
+            term: setup.term,
+            silence: setup.silence.map(|(to, after_ms)| SilenceWatch {
+                to,
+                after_ms,
+                armed: None,
+                counted_from: 0,
+                reported: false,
+            }),
             link: Link::new(setup.me.clone(), setup.peer, setup.policy),
             me: setup.me,
             incarnation: setup.incarnation,
@@ -60,6 +85,7 @@ impl NeighborGossip {
         let now = self.clock.now_ms();
         while let Some(mut gossip) = self.link.poll(now) {
             gossip.inc = self.incarnation;
+            gossip.term = self.term;
             for _ in 1..self.link.copies(&gossip) {
                 self.out.do_send(Outbound {
                     src: self.me.clone(),
@@ -91,6 +117,54 @@ impl NeighborGossip {
             }
         }
         self.arm_trace(ctx);
+        self.watch_silence(ctx);
+    }
+
+    /// Arms the silence check for when the peer will have been silent long
+    /// enough, if it owes an answer and no check is armed.
+    fn watch_silence(&mut self, ctx: &mut Context<Self>) {
+        let Some(watch) = &mut self.silence else {
+            return;
+        };
+        if watch.reported || watch.armed.is_some() {
+            return;
+        }
+        let Some(since) = self.link.unanswered_since() else {
+            return;
+        };
+        let due = since.max(watch.counted_from).saturating_add(watch.after_ms);
+        let wait = due.saturating_sub(self.clock.now_ms());
+        let handle = ctx.run_later(Duration::from_millis(wait), move |act, ctx| {
+            act.check_silence(due, ctx)
+        });
+        watch.armed = Some(handle);
+    }
+
+    /// The check armed for `due`: reports the peer silent if it still is.
+    fn check_silence(&mut self, due: u64, ctx: &mut Context<Self>) {
+        let now = self.clock.now_ms();
+        let Some(watch) = &mut self.silence else {
+            return;
+        };
+        watch.armed = None;
+        if now > due.saturating_add(watch.after_ms / 4) {
+            watch.counted_from = now;
+        } else if let Some(since) = self.link.unanswered_since() {
+            let silent_ms = now.saturating_sub(since.max(watch.counted_from));
+            if silent_ms >= watch.after_ms {
+                log::warn!(
+                    "{} has answered nothing for {silent_ms} ms with items in flight",
+                    self.link.peer()
+                );
+                watch.reported = true;
+                watch.to.do_send(PeerSilent {
+                    peer: self.link.peer().to_string(),
+                    term: self.term,
+                    silent_ms,
+                });
+            }
+        }
+        self.watch_silence(ctx);
     }
 
     fn arm_trace(&mut self, ctx: &mut Context<Self>) {
@@ -254,6 +328,10 @@ mod tests {
     }
 
     fn start(flush: Flush) -> Rig {
+        start_with(flush, None)
+    }
+
+    fn start_with(flush: Flush, silence: Option<(Recipient<PeerSilent>, u64)>) -> Rig {
         tokio::time::pause();
         let out = recorder::<Outbound>();
         let gossip = NeighborGossip::new(NeighborSetup {
@@ -267,6 +345,8 @@ mod tests {
             delays: None,
             switches: None,
             arrivals: None,
+            term: 0,
+            silence,
         })
         .start();
         Rig { gossip, out }
@@ -370,6 +450,7 @@ mod tests {
             digest: (*digest(&[&on_time, &late])).clone(),
             ts: START + 44,
             round: None,
+            term: 0,
         }));
         let next = Item::new("n2", 2, 3);
         rig.gossip.do_send(LocalUpdate {
@@ -410,6 +491,7 @@ mod tests {
             digest: (*digest(&[&a])).clone(),
             ts: START + 350,
             round: None,
+            term: 0,
         }));
         sleep(Duration::from_secs(60)).await;
         assert!(sent(&rig).await.is_empty());
@@ -425,6 +507,7 @@ mod tests {
             digest: (*digest(&[&theirs])).clone(),
             ts: START,
             round: None,
+            term: 0,
         }));
         sleep(Duration::from_millis(1)).await;
         // The store took it (digest only: it came from this peer), then a
@@ -468,5 +551,72 @@ mod tests {
         rig.gossip.do_send(StopLink);
         sleep(Duration::from_millis(1)).await;
         assert!(!rig.gossip.connected());
+    }
+
+    /// A link whose silence is watched (bound 1500 ms), with one item in
+    /// flight after its round instant.
+    async fn watched_with_an_item_in_flight() -> (Rig, Addr<Recorder<PeerSilent>>) {
+        let silent = recorder::<PeerSilent>();
+        let rig = start_with(
+            Flush::Aligned {
+                interval_ms: 100,
+                phase_ms: 0,
+            },
+            Some((silent.clone().recipient(), 1500)),
+        );
+        rig.gossip.do_send(update(&[&Item::new("n0", 1, 1)]));
+        sleep(Duration::from_millis(60)).await;
+        assert_eq!(sent(&rig).await.len(), 1, "the item went at the round");
+        (rig, silent)
+    }
+
+    #[actix::test]
+    async fn a_peer_that_answers_nothing_is_reported_silent_once() {
+        let (rig, silent) = watched_with_an_item_in_flight().await;
+        sleep(Duration::from_millis(1400)).await;
+        assert!(take(&silent).await.is_empty(), "not before the bound");
+        sleep(Duration::from_millis(3000)).await;
+        let reports = take(&silent).await;
+        assert_eq!(reports.len(), 1, "reported once");
+        assert_eq!((reports[0].peer.as_str(), reports[0].term), ("n1", 0));
+        assert!(reports[0].silent_ms >= 1500);
+    }
+
+    #[actix::test]
+    async fn a_peer_that_answers_is_not_silent() {
+        let (rig, silent) = watched_with_an_item_in_flight().await;
+        // The peer's messages keep coming but never acknowledge the item
+        // (its digest lacks it): it is alive, so not silent.
+        for k in 0..6 {
+            sleep(Duration::from_millis(500)).await;
+            rig.gossip.do_send(PeerGossip(Gossip {
+                items: vec![],
+                digest: Digest::default(),
+                ts: START + 560 + 500 * k,
+                inc: 7,
+                round: None,
+                term: 0,
+            }));
+        }
+        sleep(Duration::from_millis(500)).await;
+        assert!(take(&silent).await.is_empty());
+    }
+
+    #[actix::test]
+    async fn time_the_process_did_not_run_is_not_silence() {
+        let (_rig, silent) = watched_with_an_item_in_flight().await;
+        // The process stopped for 10 s (SIGSTOP): every timer fires late.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        sleep(Duration::from_millis(10)).await;
+        assert!(
+            take(&silent).await.is_empty(),
+            "the peer's answers may be unread on stdin"
+        );
+        sleep(Duration::from_millis(1600)).await;
+        assert_eq!(
+            take(&silent).await.len(),
+            1,
+            "silent 1.5 s after it ran again"
+        );
     }
 }

@@ -31,6 +31,7 @@ pub enum Request {
     Broadcast(BroadcastBody),
     Read(ReadBody),
     Gossip(Gossip),
+    Hub(HubBody),
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -58,6 +59,14 @@ pub struct ReadBody {
     pub msg_id: u64,
 }
 
+/// A node's word that the star's hub has moved on: the hub term it
+/// follows (see `topology`), sent to a peer that still gossips with an
+/// older one (a restarted node). Never replied to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HubBody {
+    pub term: u64,
+}
+
 /// The one node-to-node body: items plus the sender's digest, which doubles
 /// as the acknowledgement of everything it covers. Never replied to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +84,14 @@ pub struct Gossip {
     /// absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub round: Option<RoundChange>,
+    /// The sender's hub term: how many times the star's hub has been
+    /// found silent and replaced (absent while 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub term: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A round length (ms) that takes effect at a shared-clock instant (ms), so
@@ -116,12 +133,13 @@ pub enum OutBody {
         text: String,
     },
     Gossip(Gossip),
+    Hub(HubBody),
 }
 
 impl OutBody {
     /// Whether this body answers a request (and so gets a msg_id of its own).
     pub fn is_reply(&self) -> bool {
-        !matches!(self, OutBody::Gossip(_))
+        !matches!(self, OutBody::Gossip(_) | OutBody::Hub(_))
     }
 }
 
@@ -257,7 +275,7 @@ fn diagnose(line: &str) -> Result<Envelope, BadInput> {
     };
     if !matches!(
         kind.as_str(),
-        "init" | "topology" | "broadcast" | "read" | "gossip"
+        "init" | "topology" | "broadcast" | "read" | "gossip" | "hub"
     ) {
         return Err(BadInput::UnknownType { kind, reply_to });
     }
@@ -342,6 +360,7 @@ mod tests {
             digest,
             ts: 1_700_000_000_123,
             round: None,
+            term: 0,
         };
         let line = encode_line("n1", "n2", &OutBody::Gossip(gossip.clone()), None);
         assert_eq!(

@@ -5,7 +5,7 @@
 //! answered everything, then tells the writer to flush and stop.
 
 use crate::messages::{
-    ClientBroadcast, ClientRead, Drain, InitRequest, Joined, Merge, Outbound, Shutdown,
+    ClientBroadcast, ClientRead, Drain, HeardTerm, InitRequest, Joined, Merge, Outbound, Shutdown,
     TopologyRequest,
 };
 use crate::protocol::{parse_line, ReplyTo, Request};
@@ -69,6 +69,8 @@ pub struct Routes {
     pub read: Recipient<ClientRead>,
     /// Gossip from a peer (the store merges it, then hands it to the link).
     pub merge: Recipient<Merge>,
+    /// The hub term of every peer message (gossip and hub notices).
+    pub terms: Recipient<HeardTerm>,
     pub out: Recipient<Outbound>,
     /// Actors whose replies must be written before output closes.
     pub drain: Vec<Recipient<Drain>>,
@@ -127,9 +129,19 @@ impl<R: AsyncRead + Unpin + 'static> StdinReader<R> {
             Request::Read(b) => self.routes.read.do_send(ClientRead {
                 reply_to: reply_to(b.msg_id),
             }),
-            Request::Gossip(gossip) => self.routes.merge.do_send(Merge {
+            Request::Gossip(gossip) => {
+                self.routes.terms.do_send(HeardTerm {
+                    from: envelope.src.clone(),
+                    term: gossip.term,
+                });
+                self.routes.merge.do_send(Merge {
+                    from: envelope.src,
+                    gossip,
+                })
+            }
+            Request::Hub(hub) => self.routes.terms.do_send(HeardTerm {
                 from: envelope.src,
-                gossip,
+                term: hub.term,
             }),
         }
     }
@@ -199,6 +211,7 @@ mod tests {
         broadcast: Addr<Recorder<ClientBroadcast>>,
         read: Addr<Recorder<ClientRead>>,
         merge: Addr<Recorder<Merge>>,
+        terms: Addr<Recorder<HeardTerm>>,
         out: Addr<Recorder<Outbound>>,
         drain: Addr<Recorder<Drain>>,
         shutdown: Addr<Recorder<Shutdown>>,
@@ -215,6 +228,7 @@ mod tests {
             broadcast: recorder(),
             read: recorder(),
             merge: recorder(),
+            terms: recorder(),
             out: recorder(),
             drain: recorder(),
             shutdown: recorder(),
@@ -230,6 +244,7 @@ mod tests {
                 broadcast: rig.broadcast.clone().recipient(),
                 read: rig.read.clone().recipient(),
                 merge: rig.merge.clone().recipient(),
+                terms: rig.terms.clone().recipient(),
                 out: rig.out.clone().recipient(),
                 drain: vec![rig.drain.clone().recipient()],
                 shutdown: rig.shutdown.clone().recipient(),
@@ -294,6 +309,7 @@ mod tests {
                 digest: Digest::default(),
                 ts: 5,
                 round: None,
+                term: 0,
             }
         );
         assert!(take(&rig.out).await.is_empty());

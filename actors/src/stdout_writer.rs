@@ -96,6 +96,7 @@ mod tests {
                     digest: Digest::default(),
                     ts: i,
                     round: None,
+                    term: 0,
                 }),
             });
         }

@@ -431,6 +431,7 @@ mod tests {
                 ts: 0,
                 inc,
                 round: None,
+                term: 0,
             },
         }
     }

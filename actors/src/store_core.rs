@@ -442,6 +442,7 @@ mod tests {
             ts: 0,
             inc,
             round: None,
+            term: 0,
         }
     }
 

@@ -6,6 +6,13 @@
 //! what it decides: round changes handed to the links, and one switch of
 //! overlay. On a star hub it keeps the [`ArrivalSpread`] of the leaves'
 //! round batches and hands its flush offset to the links.
+//!
+//! Hub failover (plain star, not auto-tuned): the hub of hub term `t` is
+//! the node at index `t mod N` of `node_ids`. A leaf whose link finds the
+//! hub silent ([`PeerSilent`]) moves to term `t + 1`; every gossip message
+//! carries its sender's term and a node follows any higher term it hears,
+//! so the cluster converges on the highest term, one hub. A peer heard
+//! with a lower term (a restarted node) is told the current one.
 
 use crate::arrivals::ArrivalSpread;
 use crate::autotune::{Action, AutoTuner};
@@ -13,11 +20,12 @@ use crate::clock::Clock;
 use crate::config::{Config, OverlayKind};
 use crate::link::{Flush, LinkPolicy, RoundRole};
 use crate::messages::{
-    ArrivalReport, DelayReport, Drain, InitRequest, LinkControl, LinksChanged, NeighborSetup,
-    Outbound, OverlayFrom, SetFlushOffset, SetRound, StartLink, StopLink, TopologyRequest,
+    ArrivalReport, DelayReport, Drain, HeardTerm, InitRequest, LinkControl, LinksChanged,
+    NeighborSetup, Outbound, OverlayFrom, PeerSilent, SetFlushOffset, SetRound, StartLink,
+    StopLink, TopologyRequest,
 };
 use crate::overlay;
-use crate::protocol::{OutBody, ReplyTo, RoundChange, MALFORMED_REQUEST};
+use crate::protocol::{HubBody, OutBody, ReplyTo, RoundChange, MALFORMED_REQUEST};
 use actix::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -46,6 +54,28 @@ pub struct TopologyManager {
     /// When the leaves' round batches arrive, while this node has
     /// after-peer links (a star hub).
     arrivals: Option<ArrivalSpread>,
+    /// The hub term (see the module doc); always 0 without failover.
+    term: u64,
+    /// The hub term the running links were started with.
+    links_term: u64,
+    /// When each peer heard with a lower term was last told ours (ms).
+    told: BTreeMap<String, u64>,
+}
+
+/// The highest hub term taken from a peer: far more than any run's
+/// failovers, far less than an overflow.
+pub const MAX_TERM: u64 = 1 << 40;
+
+/// The least time between two notices of the hub term to one peer, ms.
+pub const TELL_EVERY_MS: u64 = 1_000;
+
+/// How long a leaf's link waits for an answer from the hub, with items in
+/// flight, before it takes the hub for gone: a hub with nothing else to
+/// send acknowledges after its ack delay, aligned to its next round, and a
+/// lost message's repair takes rounds more: the ack delay, three rounds
+/// and four one-way delays, at least 1.5 s.
+pub fn hub_silence_ms(cfg: &crate::config::GossipConfig) -> u64 {
+    (cfg.ack_delay_ms + 3 * cfg.interval_ms + 4 * cfg.latency_hint_ms).max(1_500)
 }
 
 impl TopologyManager {
@@ -59,6 +89,9 @@ impl TopologyManager {
             links: BTreeMap::new(),
             autotune: AutoTuner::new(&config.gossip),
             arrivals: None,
+            term: 0,
+            links_term: 0,
+            told: BTreeMap::new(),
             config,
         }
     }
@@ -74,10 +107,12 @@ impl TopologyManager {
             .as_ref()
             .and_then(AutoTuner::measured_round)
             .map(|round| overlay::measured_overlay(&self.config.gossip, round));
+        let hub_first = self.hub_first(node_ids);
         let plan = match &measured {
             Some(cfg) => overlay::plan_as(me, node_ids, None, cfg, true),
-            None => overlay::plan(me, node_ids, self.offered.as_ref(), &self.config.gossip),
+            None => overlay::plan(me, &hub_first, self.offered.as_ref(), &self.config.gossip),
         };
+        let hub = self.fails_over().then(|| hub_first[0].clone());
         let planned: BTreeMap<String, LinkPolicy> = plan.into_iter().collect();
         let after_peer = planned.values().find_map(|p| match p.flush {
             Flush::AfterPeer {
@@ -96,7 +131,9 @@ impl TopologyManager {
         let removed: Vec<String> = self
             .links
             .iter()
-            .filter(|(peer, (policy, _))| planned.get(*peer) != Some(policy))
+            .filter(|(peer, (policy, _))| {
+                planned.get(*peer) != Some(policy) || self.links_term != self.term
+            })
             .map(|(peer, _)| peer.clone())
             .collect();
         for peer in &removed {
@@ -120,6 +157,13 @@ impl TopologyManager {
                 delays: (policy.round == RoundRole::Lead).then(|| ctx.address().recipient()),
                 switches: (policy.round == RoundRole::Follow).then(|| ctx.address().recipient()),
                 arrivals: is_after_peer(&policy).then(|| ctx.address().recipient()),
+                term: self.term,
+                silence: (hub.as_ref() == Some(&peer)).then(|| {
+                    (
+                        ctx.address().recipient(),
+                        hub_silence_ms(&self.config.gossip),
+                    )
+                }),
             });
             if let (true, Some(offset)) = (is_after_peer(&policy), flush_offset) {
                 control.flush_offset.do_send(SetFlushOffset(offset));
@@ -127,17 +171,45 @@ impl TopologyManager {
             added.push(handle);
             self.links.insert(peer, (policy, control));
         }
+        self.links_term = self.term;
         if added.is_empty() && removed.is_empty() {
             return;
         }
         log::info!(
-            "overlay {}: links to [{}]",
+            "overlay {}{}: links to [{}]",
             measured
                 .unwrap_or_else(|| overlay::effective(&self.config.gossip))
                 .overlay,
+            hub.map_or(String::new(), |hub| format!(
+                " (hub {hub}, hub term {})",
+                self.term
+            )),
             self.links.keys().cloned().collect::<Vec<_>>().join(",")
         );
         self.peers.store.do_send(LinksChanged { added, removed });
+    }
+
+    /// Whether this node moves the star's hub when it falls silent: a plain
+    /// star (an auto-tuned hub leads the rounds and may switch overlay).
+    fn fails_over(&self) -> bool {
+        self.config.gossip.overlay == OverlayKind::Star && self.autotune.is_none()
+    }
+
+    /// `node_ids` with the hub of the current term first (as the star
+    /// planner takes it); unchanged without failover.
+    fn hub_first(&self, node_ids: &[String]) -> Vec<String> {
+        let mut ids = node_ids.to_vec();
+        if self.fails_over() && !ids.is_empty() {
+            let len = ids.len() as u64;
+            ids.rotate_left((self.term % len) as usize);
+        }
+        ids
+    }
+
+    /// Moves to hub term `term`: every link starts over with it.
+    fn set_term(&mut self, term: u64, ctx: &mut Context<Self>) {
+        self.term = term;
+        self.replan(ctx);
     }
 
     fn reply(&self, to: &ReplyTo, body: OutBody) {
@@ -238,6 +310,65 @@ impl Handler<ArrivalReport> for TopologyManager {
 /// Whether a link flushes after its peer's rounds (a star hub's link).
 fn is_after_peer(policy: &LinkPolicy) -> bool {
     matches!(policy.flush, Flush::AfterPeer { .. })
+}
+
+impl Handler<HeardTerm> for TopologyManager {
+    type Result = ();
+
+    /// Follows a member's higher hub term; tells a member heard with a
+    /// lower one (at most every [`TELL_EVERY_MS`]) which term holds now.
+    fn handle(&mut self, msg: HeardTerm, ctx: &mut Self::Context) {
+        let Some((me, node_ids)) = &self.cluster else {
+            return;
+        };
+        if !self.fails_over() || msg.from == *me || !node_ids.contains(&msg.from) {
+            return;
+        }
+        if msg.term > self.term && msg.term <= MAX_TERM {
+            log::info!("{} follows hub term {}: following it", msg.from, msg.term);
+            self.set_term(msg.term, ctx);
+        } else if msg.term < self.term {
+            let now = self.clock.now_ms();
+            let due = self
+                .told
+                .get(&msg.from)
+                .is_none_or(|at| now >= at.saturating_add(TELL_EVERY_MS));
+            if due {
+                self.told.insert(msg.from.clone(), now);
+                self.peers.out.do_send(Outbound {
+                    src: me.clone(),
+                    dest: msg.from,
+                    body: OutBody::Hub(HubBody { term: self.term }),
+                });
+            }
+        }
+    }
+}
+
+impl Handler<PeerSilent> for TopologyManager {
+    type Result = ();
+
+    /// A leaf's hub of the current term fell silent: the next node is hub.
+    fn handle(&mut self, msg: PeerSilent, ctx: &mut Self::Context) {
+        let Some((me, node_ids)) = &self.cluster else {
+            return;
+        };
+        let hub_first = self.hub_first(node_ids);
+        if !self.fails_over() || msg.term != self.term || hub_first[0] != msg.peer {
+            return;
+        }
+        if hub_first[0] == *me {
+            return;
+        }
+        let next = hub_first.get(1).cloned().unwrap_or_default();
+        log::warn!(
+            "hub {} silent for {} ms: hub term {} with hub {next}",
+            msg.peer,
+            msg.silent_ms,
+            self.term + 1
+        );
+        self.set_term(self.term + 1, ctx);
+    }
 }
 
 impl Handler<OverlayFrom> for TopologyManager {
@@ -523,6 +654,7 @@ mod tests {
             digest: Default::default(),
             ts,
             round,
+            term: 0,
         }
     }
 
@@ -748,5 +880,85 @@ mod tests {
             }
         ));
         assert_eq!(take(&rig.watcher).await.len(), 1);
+    }
+
+    fn ids(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[actix::test]
+    async fn a_silent_hub_hands_the_star_to_the_next_node() {
+        let rig = start(OverlayKind::Star);
+        rig.topology.do_send(init());
+        let silent = |peer: &str, term| PeerSilent {
+            peer: peer.into(),
+            term,
+            silent_ms: 3000,
+        };
+        // n1 is a leaf of n0 at term 0; n0 falls silent: n1 is the hub of
+        // term 1. The same report again, or one about a non-hub, is stale.
+        rig.topology.do_send(silent("n0", 0));
+        rig.topology.do_send(silent("n0", 0));
+        rig.topology.do_send(silent("n2", 1));
+        rig.topology.send(Drain).await.unwrap();
+        assert_eq!(
+            peers(&take(&rig.watcher).await),
+            [
+                (ids(&["n0"]), vec![]),
+                (ids(&["n0", "n2", "n3", "n4"]), ids(&["n0"]))
+            ]
+        );
+    }
+
+    #[actix::test]
+    async fn a_node_follows_a_members_higher_hub_term_and_tells_a_lower_one() {
+        let rig = start(OverlayKind::Star);
+        rig.topology.do_send(init());
+        let heard = |from: &str, term| HeardTerm {
+            from: from.into(),
+            term,
+        };
+        rig.topology.do_send(heard("n9", 2)); // not a member
+        rig.topology.do_send(heard("n1", 2)); // itself
+        rig.topology.do_send(heard("n2", MAX_TERM + 1)); // out of bounds
+        rig.topology.do_send(heard("n3", 3)); // term 3: hub n3
+        rig.topology.do_send(heard("n0", 0)); // a restarted node
+        rig.topology.do_send(heard("n0", 0)); // told already
+        rig.topology.do_send(heard("n4", 3)); // same term
+        rig.topology.send(Drain).await.unwrap();
+        assert_eq!(
+            peers(&take(&rig.watcher).await),
+            [(ids(&["n0"]), vec![]), (ids(&["n3"]), ids(&["n0"]))]
+        );
+        let told: Vec<(String, OutBody)> = take(&rig.out)
+            .await
+            .into_iter()
+            .filter(|o| matches!(o.body, OutBody::Hub(_)))
+            .map(|o| (o.dest, o.body))
+            .collect();
+        assert_eq!(
+            told,
+            [(
+                "n0".to_string(),
+                OutBody::Hub(crate::protocol::HubBody { term: 3 })
+            )]
+        );
+    }
+
+    #[actix::test]
+    async fn only_a_plain_star_fails_over() {
+        let rig = start(OverlayKind::Tree(2));
+        rig.topology.do_send(init());
+        rig.topology.do_send(HeardTerm {
+            from: "n3".into(),
+            term: 3,
+        });
+        rig.topology.do_send(PeerSilent {
+            peer: "n0".into(),
+            term: 0,
+            silent_ms: 3000,
+        });
+        rig.topology.send(Drain).await.unwrap();
+        assert_eq!(take(&rig.watcher).await.len(), 1, "only init's links");
     }
 }

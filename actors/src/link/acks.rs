@@ -111,6 +111,7 @@ mod tests {
             digest: (*digest(have)).clone(),
             ts: 0,
             round: None,
+            term: 0,
         }
     }
 

@@ -94,6 +94,8 @@ pub struct Link {
     sent_msgs: u64,
     resent_items: u64,
     received_msgs: u64,
+    /// When the peer's latest message arrived.
+    heard_at: Option<u64>,
     /// Until when the link repairs eagerly, after a loss (see
     /// [`REPAIR_MODE_MS`]).
     repair_until: Option<u64>,
@@ -130,6 +132,7 @@ impl Link {
             sent_msgs: 0,
             resent_items: 0,
             received_msgs: 0,
+            heard_at: None,
             repair_until: None,
             more_due: false,
         }
@@ -230,6 +233,7 @@ impl Link {
     pub fn on_peer_message(&mut self, now: u64, msg: &Gossip) {
         self.refresh(now);
         self.received_msgs += 1;
+        self.heard_at = Some(now);
         self.one_way.on_message(now, msg.ts);
         self.acks.on_peer_message(now, msg);
         if let Some(sample) = self.outbox.drop_acknowledged(now, self.acks.peer_holds()) {
@@ -298,6 +302,8 @@ impl Link {
             digest: self.acks.on_send(),
             ts: now,
             round: self.schedule.announcement(),
+            // So is the node's hub term.
+            term: 0,
         })
     }
 
@@ -324,6 +330,14 @@ impl Link {
         } else {
             1
         }
+    }
+
+    /// Since when the peer has been silent while it owes this link an
+    /// answer: the later of its latest message and the arrival of the
+    /// oldest item in flight. None while nothing is in flight.
+    pub fn unanswered_since(&self) -> Option<u64> {
+        let oldest = self.outbox.oldest_in_flight()?;
+        Some(self.heard_at.map_or(oldest, |heard| heard.max(oldest)))
     }
 
     /// Whether the link holds nothing: no waiting, lazy or in-flight items.
@@ -393,6 +407,7 @@ mod tests {
             digest: (**digest).clone(),
             ts,
             round: None,
+            term: 0,
         }
     }
 
@@ -620,6 +635,7 @@ mod tests {
             digest: (*digest_of(std::slice::from_ref(&theirs))).clone(),
             ts: 0,
             round: None,
+            term: 0,
         };
         link.on_peer_message(10, &peer_msg);
         link.on_local_update(10, &[], digest_of(std::slice::from_ref(&theirs)), None);

@@ -348,6 +348,11 @@ impl Outbox {
         self.waiting.is_empty() && self.lazy.is_empty() && self.in_flight.is_empty()
     }
 
+    /// When the oldest in-flight item arrived on this link.
+    pub fn oldest_in_flight(&self) -> Option<u64> {
+        self.in_flight.values().map(|f| f.since).min()
+    }
+
     pub fn backlog(&self) -> Backlog {
         let oldest_since = self
             .waiting
