@@ -275,6 +275,7 @@ mod tests {
             gossip_line("n1", r#"[["n1",1,5]]"#),
             gossip_line("n7", r#"[["n7",1,6]]"#),
             gossip_line("n8", "[]"),
+            r#"{"src":"n1","dest":"n0","body":{"type":"hub","term":3}}"#.into(),
         ]
         .join("\n");
         let rig = feed(input.as_bytes(), 4096).await;
@@ -311,6 +312,16 @@ mod tests {
                 round: None,
                 term: 0,
             }
+        );
+        let terms: Vec<(String, u64)> = take(&rig.terms)
+            .await
+            .into_iter()
+            .map(|t| (t.from, t.term))
+            .collect();
+        assert_eq!(
+            terms,
+            [("n1", 0), ("n7", 0), ("n8", 0), ("n1", 3)].map(|(n, t)| (n.to_string(), t)),
+            "the hub term of every gossip and hub message"
         );
         assert!(take(&rig.out).await.is_empty());
         assert_eq!(take(&rig.drain).await.len(), 1);
