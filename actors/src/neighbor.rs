@@ -572,7 +572,7 @@ mod tests {
 
     #[actix::test]
     async fn a_peer_that_answers_nothing_is_reported_silent_once() {
-        let (rig, silent) = watched_with_an_item_in_flight().await;
+        let (_rig, silent) = watched_with_an_item_in_flight().await;
         sleep(Duration::from_millis(1400)).await;
         assert!(take(&silent).await.is_empty(), "not before the bound");
         sleep(Duration::from_millis(3000)).await;
