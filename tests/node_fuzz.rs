@@ -640,9 +640,27 @@ impl Fuzzer {
                 };
                 self.hostile_request("a second or malformed init", as_map(body))
             }
-            30 => {
+            30 if self.rng.one_in(2) => {
                 let body = json!({"type":"topology","topology":{"n0":"n1"}});
                 self.hostile_request("a malformed topology", as_map(body))
+            }
+            30 => {
+                // Hub notices: malformed, out of bounds, from a stranger,
+                // and valid ones (which move a plain star's hub, and no
+                // value with it).
+                let (src, term) = self
+                    .rng
+                    .pick(&[
+                        (peer, json!("1")),
+                        (peer, json!(-1)),
+                        (peer, json!(u64::MAX)),
+                        (peer, json!((1u64 << 40) + 1)),
+                        ("n99", json!(3)),
+                        (peer, json!(1)),
+                        (peer, json!(7)),
+                    ])
+                    .clone();
+                self.line(src, json!({"type":"hub","term":term}))
             }
             _ => {
                 // The hostile client's requests with the type missing.
