@@ -319,6 +319,7 @@ mod tests {
             latency_hint_ms: 100,
             round: crate::link::RoundRole::Fixed,
             repair_copies: 1,
+            silence_ms: None,
         }
     }
 

@@ -100,6 +100,7 @@ pub fn plan_as(
         latency_hint_ms: cfg.latency_hint_ms,
         round: RoundRole::Fixed,
         repair_copies: 1,
+        silence_ms: Some(silence_ms(cfg)),
     };
     let with = |peers: Vec<&String>, policy: &dyn Fn(&String) -> LinkPolicy| {
         peers
@@ -156,6 +157,7 @@ pub fn plan_as(
                 // One hop must reach all 24 peers at once or the value is
                 // late: on a lossy network, three copies make a miss rare.
                 repair_copies: 3,
+                silence_ms: None,
             };
             // Under auto-tuning the hub's links measure the leaves' delays and
             // may announce a switch to a star; the leaves' links hear it.
@@ -183,6 +185,16 @@ pub fn plan_as(
             })
         }
     }
+}
+
+/// How long a round link's peer may answer nothing, with items in flight,
+/// before the link takes it for gone (see [`LinkPolicy::silence_ms`]; a
+/// star leaf then also moves to the next hub): a peer with nothing else to
+/// send acknowledges only after its ack delay, aligned to its next round,
+/// and a lost message's repair takes rounds more: the ack delay, three
+/// rounds and four one-way delays, at least 1.5 s.
+pub fn silence_ms(cfg: &GossipConfig) -> u64 {
+    (cfg.ack_delay_ms + 3 * cfg.interval_ms + 4 * cfg.latency_hint_ms).max(1_500)
 }
 
 /// Room the auto-tuning model leaves for timers, scheduling and the

@@ -69,15 +69,6 @@ pub const MAX_TERM: u64 = 1 << 40;
 /// The least time between two notices of the hub term to one peer, ms.
 pub const TELL_EVERY_MS: u64 = 1_000;
 
-/// How long a leaf's link waits for an answer from the hub, with items in
-/// flight, before it takes the hub for gone: a hub with nothing else to
-/// send acknowledges after its ack delay, aligned to its next round, and a
-/// lost message's repair takes rounds more: the ack delay, three rounds
-/// and four one-way delays, at least 1.5 s.
-pub fn hub_silence_ms(cfg: &crate::config::GossipConfig) -> u64 {
-    (cfg.ack_delay_ms + 3 * cfg.interval_ms + 4 * cfg.latency_hint_ms).max(1_500)
-}
-
 impl TopologyManager {
     pub fn new(config: Config, clock: Clock, incarnation: u64, peers: TopologyPeers) -> Self {
         TopologyManager {
@@ -158,12 +149,10 @@ impl TopologyManager {
                 switches: (policy.round == RoundRole::Follow).then(|| ctx.address().recipient()),
                 arrivals: is_after_peer(&policy).then(|| ctx.address().recipient()),
                 term: self.term,
-                silence: (hub.as_ref() == Some(&peer)).then(|| {
-                    (
-                        ctx.address().recipient(),
-                        hub_silence_ms(&self.config.gossip),
-                    )
-                }),
+                silence: policy
+                    .silence_ms
+                    .filter(|_| hub.as_ref() == Some(&peer))
+                    .map(|after| (ctx.address().recipient(), after)),
             });
             if let (true, Some(offset)) = (is_after_peer(&policy), flush_offset) {
                 control.flush_offset.do_send(SetFlushOffset(offset));

@@ -96,6 +96,8 @@ pub struct Link {
     received_msgs: u64,
     /// When the peer's latest message arrived.
     heard_at: Option<u64>,
+    /// The latest instant the link was told of.
+    now: u64,
     /// Until when the link repairs eagerly, after a loss (see
     /// [`REPAIR_MODE_MS`]).
     repair_until: Option<u64>,
@@ -133,6 +135,7 @@ impl Link {
             resent_items: 0,
             received_msgs: 0,
             heard_at: None,
+            now: 0,
             repair_until: None,
             more_due: false,
         }
@@ -175,6 +178,7 @@ impl Link {
 
     /// Leaves repair mode once its time is up.
     fn refresh(&mut self, now: u64) {
+        self.now = self.now.max(now);
         self.schedule.settle(now);
         if self.repair_until.is_some_and(|until| until <= now) {
             self.repair_until = None;
@@ -186,10 +190,12 @@ impl Link {
         self.repair_until.is_some()
     }
 
-    /// The retransmission timeout in effect: in repair mode at most a round.
+    /// The retransmission timeout in effect: in repair mode at most a
+    /// round, unless the peer is gone (then the backed-off timeout paces
+    /// the probes).
     fn rto_ms(&self) -> u64 {
         let rto = self.rto.rto();
-        match (self.repairing(), self.schedule.round()) {
+        match (self.repairing() && !self.gone(), self.schedule.round()) {
             (true, Some(round)) => rto.min(round),
             _ => rto,
         }
@@ -286,7 +292,9 @@ impl Link {
         if !self.more_due && self.next_deadline()? > now {
             return None;
         }
-        let batch = self.outbox.take_batch(now, self.rto_ms());
+        // A probe of a gone peer carries everything it is owed.
+        let rto = if self.gone() { 0 } else { self.rto_ms() };
+        let batch = self.outbox.take_batch(now, rto);
         self.more_due = batch.more;
         if batch.timed_out {
             self.rto.on_timeout();
@@ -310,11 +318,34 @@ impl Link {
     /// When the next message is due (after alignment), or `None` when the
     /// link has nothing to say.
     pub fn next_deadline(&self) -> Option<u64> {
-        let due = [self.outbox.due(self.rto_ms()), self.acks.due()]
+        // From the instant the peer counts as gone, new items and digests
+        // wait for the next retransmission, which carries them.
+        let gone_from = self.gone_from();
+        let fresh = [self.outbox.due_fresh(), self.acks.due()]
+            .into_iter()
+            .flatten()
+            .min()
+            .filter(|at| gone_from.is_none_or(|from| *at < from));
+        let due = [fresh, self.outbox.due_resend(self.rto_ms())]
             .into_iter()
             .flatten()
             .min()?;
         Some(self.schedule.align(due, self.one_way.median()))
+    }
+
+    /// Whether the peer counts as gone at the latest instant the link knows.
+    fn gone(&self) -> bool {
+        self.gone_from().is_some_and(|from| from <= self.now)
+    }
+
+    /// From when the peer counts as gone: it has answered nothing for the
+    /// policy's `silence_ms` while items were in flight (None: it answers,
+    /// nothing is in flight, or the policy never gives up on a peer).
+    pub fn gone_from(&self) -> Option<u64> {
+        Some(
+            self.unanswered_since()?
+                .saturating_add(self.policy.silence_ms?),
+        )
     }
 
     /// Whether the last batch was full and another is due at once.
@@ -323,9 +354,11 @@ impl Link {
     }
 
     /// How many copies of a message just polled to send: the policy's
-    /// repair copies in repair mode, for a message with items.
+    /// repair copies in repair mode, for a message with items, unless the
+    /// peer is gone (a probe needs no copies).
     pub fn copies(&self, msg: &Gossip) -> usize {
-        if self.repairing() && !msg.items.is_empty() {
+        let gone = self.gone_from().is_some_and(|from| from <= msg.ts);
+        if self.repairing() && !gone && !msg.items.is_empty() {
             self.policy.repair_copies.max(1)
         } else {
             1
@@ -389,6 +422,7 @@ mod tests {
             latency_hint_ms: 100,
             round: RoundRole::Fixed,
             repair_copies: 1,
+            silence_ms: None,
         }
     }
 
@@ -905,5 +939,66 @@ mod tests {
             prop_assert!(cluster.in_transit.is_empty());
             prop_assert!(cluster.violations.is_empty(), "{:?}", cluster.violations);
         }
+    }
+
+    /// Sends whatever `link` has due at each millisecond of `from..to`;
+    /// returns (instant, message, copies) of each.
+    fn run(link: &mut Link, from: u64, to: u64) -> Vec<(u64, Gossip, usize)> {
+        let mut sent = Vec::new();
+        for now in from..to {
+            while let Some(msg) = link.poll(now) {
+                let copies = link.copies(&msg);
+                sent.push((now, msg, copies));
+            }
+        }
+        sent
+    }
+
+    #[test]
+    fn a_gone_peer_gets_no_rounds_only_probes_until_it_answers() {
+        let mut link = Link::new(
+            "n0",
+            "n1",
+            LinkPolicy {
+                repair_copies: 2,
+                silence_ms: Some(1_500),
+                ..reliable(Flush::Aligned {
+                    interval_ms: 100,
+                    phase_ms: 0,
+                })
+            },
+        );
+        // A new item every 50 ms; the peer answers nothing.
+        let mut items = Vec::new();
+        let mut sent = Vec::new();
+        for k in 0..200u64 {
+            let now = 1_000 + 50 * k;
+            items.push(Item::new("n0", k + 1, k as i64));
+            link.on_local_update(now, &items[k as usize..], digest_of(&items), None);
+            sent.extend(run(&mut link, now, now + 50));
+        }
+        let gone_from = link
+            .gone_from()
+            .expect("gone: nothing heard, items in flight");
+        assert!((2_500..2_600).contains(&gone_from), "{gone_from}");
+        let (before, after): (Vec<_>, Vec<_>) = sent.iter().partition(|(at, _, _)| *at < gone_from);
+        assert!(before.len() >= 14, "rounds until it counts as gone");
+        // Afterwards only retransmissions, each with everything due, at the
+        // backed-off timeout (at most 2 s here), in one copy.
+        assert!(
+            after.len() <= 5 && !after.is_empty(),
+            "probes over 8.5 s: {:?}",
+            after.iter().map(|(at, _, _)| at).collect::<Vec<_>>()
+        );
+        assert!(after.iter().all(|(_, _, copies)| *copies == 1));
+        let last_probe = &after.last().unwrap().1;
+        assert!(last_probe.items.len() > 100, "a probe carries the backlog");
+        // The peer answers (holding nothing): rounds resume at once.
+        link.on_peer_message(11_000, &ack(&Arc::new(Digest::default()), 10_950));
+        assert_eq!(link.gone_from().map(|from| from > 11_000), Some(true));
+        items.push(Item::new("n0", 201, 201));
+        link.on_local_update(11_000, &items[200..], digest_of(&items), None);
+        let next = run(&mut link, 11_000, 11_101);
+        assert!(!next.is_empty(), "the next round goes");
     }
 }

@@ -256,12 +256,26 @@ impl Outbox {
     /// item at once, a lazy one after the grace, an in-flight one once
     /// marked lost or after `rto` without acknowledgement.
     pub fn due(&self, rto: u64) -> Option<u64> {
+        [self.due_fresh(), self.due_resend(rto)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// When the earliest item not yet sent is due: a waiting item at once,
+    /// a lazy one after the grace.
+    pub fn due_fresh(&self) -> Option<u64> {
         let waiting = self.waiting.values().map(|w| w.since).min();
         let lazy = self
             .lazy_grace_ms
             .and_then(|grace| Some(self.lazy.values().map(|w| w.since).min()? + grace));
-        let resend = self.in_flight.values().map(|f| f.resend_at(rto)).min();
-        [waiting, lazy, resend].into_iter().flatten().min()
+        [waiting, lazy].into_iter().flatten().min()
+    }
+
+    /// When the earliest in-flight item goes again: once marked lost, or
+    /// after `rto` without acknowledgement.
+    pub fn due_resend(&self, rto: u64) -> Option<u64> {
+        self.in_flight.values().map(|f| f.resend_at(rto)).min()
     }
 
     /// The items of a batch sent at `now`: in-flight items marked lost or
@@ -392,6 +406,7 @@ mod tests {
             latency_hint_ms: 100,
             round: RoundRole::Fixed,
             repair_copies: 1,
+            silence_ms: None,
         }
     }
 

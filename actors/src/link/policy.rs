@@ -75,4 +75,9 @@ pub struct LinkPolicy {
     /// mode (after a loss), where one lost batch costs the peer a round or
     /// more (1: no extra copies).
     pub repair_copies: usize,
+    /// How long the peer may answer nothing while items are in flight
+    /// before the link takes it for gone (crashed, paused, cut off): it then
+    /// stops sending it rounds and only probes it, with everything due, at
+    /// its retransmission timeout, in one copy. `None`: never.
+    pub silence_ms: Option<u64>,
 }
