@@ -239,6 +239,7 @@ impl Link {
     pub fn on_peer_message(&mut self, now: u64, msg: &Gossip) {
         self.refresh(now);
         self.received_msgs += 1;
+        let was_gone = self.gone();
         self.heard_at = Some(now);
         self.one_way.on_message(now, msg.ts);
         self.acks.on_peer_message(now, msg);
@@ -250,7 +251,11 @@ impl Link {
         let losses = self
             .outbox
             .mark_lost(now, msg.ts, transit, self.acks.peer_holds());
-        if losses.confirmed > 0 {
+        if was_gone {
+            // What it lacks went to its absence, not to a lossy network:
+            // resent, but without repair mode's copies.
+            self.repair_until = None;
+        } else if losses.confirmed > 0 {
             self.on_loss(now);
         }
         self.rto.on_peer_heard();
@@ -993,9 +998,11 @@ mod tests {
         assert!(after.iter().all(|(_, _, copies)| *copies == 1));
         let last_probe = &after.last().unwrap().1;
         assert!(last_probe.items.len() > 100, "a probe carries the backlog");
-        // The peer answers (holding nothing): rounds resume at once.
+        // The peer answers (holding nothing): rounds resume at once, and
+        // its absence's timeouts leave no repair mode (copies) behind.
         link.on_peer_message(11_000, &ack(&Arc::new(Digest::default()), 10_950));
         assert_eq!(link.gone_from().map(|from| from > 11_000), Some(true));
+        assert!(!link.repairing());
         items.push(Item::new("n0", 201, 201));
         link.on_local_update(11_000, &items[200..], digest_of(&items), None);
         let next = run(&mut link, 11_000, 11_101);
