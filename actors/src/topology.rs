@@ -103,7 +103,7 @@ impl TopologyManager {
             Some(cfg) => overlay::plan_as(me, node_ids, None, cfg, true),
             None => overlay::plan(me, &hub_first, self.offered.as_ref(), &self.config.gossip),
         };
-        let hub = self.fails_over().then(|| hub_first[0].clone());
+        let hub = hub_first.first().filter(|_| self.fails_over()).cloned();
         let planned: BTreeMap<String, LinkPolicy> = plan.into_iter().collect();
         let after_peer = planned.values().find_map(|p| match p.flush {
             Flush::AfterPeer {
@@ -343,10 +343,9 @@ impl Handler<PeerSilent> for TopologyManager {
             return;
         };
         let hub_first = self.hub_first(node_ids);
-        if !self.fails_over() || msg.term != self.term || hub_first[0] != msg.peer {
-            return;
-        }
-        if hub_first[0] == *me {
+        let hub = hub_first.first();
+        if !self.fails_over() || msg.term != self.term || hub != Some(&msg.peer) || hub == Some(me)
+        {
             return;
         }
         let next = hub_first.get(1).cloned().unwrap_or_default();
@@ -949,5 +948,18 @@ mod tests {
         });
         rig.topology.send(Drain).await.unwrap();
         assert_eq!(take(&rig.watcher).await.len(), 1, "only init's links");
+    }
+
+    #[actix::test]
+    async fn an_init_with_no_node_ids_starts_no_links_and_no_hub() {
+        let rig = start(OverlayKind::Star);
+        rig.topology.do_send(InitRequest {
+            reply_to: to(1),
+            node_id: "n1".into(),
+            node_ids: vec![],
+        });
+        rig.topology.send(Drain).await.unwrap();
+        let replies: Vec<OutBody> = take(&rig.out).await.into_iter().map(|o| o.body).collect();
+        assert_eq!(replies, [OutBody::InitOk { in_reply_to: 1 }]);
     }
 }
