@@ -250,9 +250,9 @@ pub struct NeighborSetup {
     pub arrivals: Option<Recipient<ArrivalReport>>,
     /// The node's hub term, stamped on every gossip message.
     pub term: u64,
-    /// Where a star leaf's link to its hub reports the hub silent, and
-    /// after how long (ms).
-    pub silence: Option<(Recipient<PeerSilent>, u64)>,
+    /// Where a star leaf's link to its hub reports the hub silent (after
+    /// its policy's `silence_ms`).
+    pub silence: Option<Recipient<PeerSilent>>,
 }
 
 /// How the topology manager steers a link actor it started.

@@ -39,14 +39,13 @@ pub struct NeighborGossip {
     last_trace: Option<LinkStats>,
 }
 
-/// Watches a link's peer for silence: items in flight and no message from
-/// the peer for `after_ms` (see [`Link::unanswered_since`]), reported once.
-/// Only time the process ran counts: a check that fires much later than
-/// due (the process was paused, or starved) starts the count again, since
-/// the peer's answers may be waiting unread on stdin.
+/// Watches a link's peer for silence: gone by the link's reckoning (see
+/// [`Link::gone_from`]), reported once. Only time the process ran counts:
+/// a check that fires much later than due (the process was paused, or
+/// starved) starts the count again, since the peer's answers may be
+/// waiting unread on stdin.
 struct SilenceWatch {
     to: Recipient<PeerSilent>,
-    after_ms: u64,
     armed: Option<SpawnHandle>,
     counted_from: u64,
     reported: bool,
@@ -56,9 +55,8 @@ impl NeighborGossip {
     pub fn new(setup: NeighborSetup) -> Self {
         NeighborGossip {
             term: setup.term,
-            silence: setup.silence.map(|(to, after_ms)| SilenceWatch {
+            silence: setup.silence.map(|to| SilenceWatch {
                 to,
-                after_ms,
                 armed: None,
                 counted_from: 0,
                 reported: false,
@@ -129,10 +127,12 @@ impl NeighborGossip {
         if watch.reported || watch.armed.is_some() {
             return;
         }
-        let Some(since) = self.link.unanswered_since() else {
+        let (Some(gone_from), Some(after_ms)) =
+            (self.link.gone_from(), self.link.policy().silence_ms)
+        else {
             return;
         };
-        let due = since.max(watch.counted_from).saturating_add(watch.after_ms);
+        let due = gone_from.max(watch.counted_from.saturating_add(after_ms));
         let wait = due.saturating_sub(self.clock.now_ms());
         let handle = ctx.run_later(Duration::from_millis(wait), move |act, ctx| {
             act.check_silence(due, ctx)
@@ -147,11 +147,12 @@ impl NeighborGossip {
             return;
         };
         watch.armed = None;
-        if now > due.saturating_add(watch.after_ms / 4) {
+        let after_ms = self.link.policy().silence_ms.unwrap_or(u64::MAX);
+        if now > due.saturating_add(after_ms / 4) {
             watch.counted_from = now;
         } else if let Some(since) = self.link.unanswered_since() {
             let silent_ms = now.saturating_sub(since.max(watch.counted_from));
-            if silent_ms >= watch.after_ms {
+            if silent_ms >= after_ms {
                 log::warn!(
                     "{} has answered nothing for {silent_ms} ms with items in flight",
                     self.link.peer()
@@ -332,6 +333,7 @@ mod tests {
         start_with(flush, None)
     }
 
+    /// A link to n1; `silence`: where it reports n1 silent, and its bound.
     fn start_with(flush: Flush, silence: Option<(Recipient<PeerSilent>, u64)>) -> Rig {
         tokio::time::pause();
         let out = recorder::<Outbound>();
@@ -339,7 +341,10 @@ mod tests {
             me: "n0".into(),
             incarnation: 1,
             peer: "n1".into(),
-            policy: policy(flush),
+            policy: LinkPolicy {
+                silence_ms: silence.as_ref().map(|(_, after)| *after),
+                ..policy(flush)
+            },
             clock: Clock::starting_at(START),
             trace_interval_ms: 1000,
             out: out.clone().recipient(),
@@ -347,7 +352,7 @@ mod tests {
             switches: None,
             arrivals: None,
             term: 0,
-            silence,
+            silence: silence.map(|(to, _)| to),
         })
         .start();
         Rig { gossip, out }

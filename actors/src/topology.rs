@@ -149,10 +149,7 @@ impl TopologyManager {
                 switches: (policy.round == RoundRole::Follow).then(|| ctx.address().recipient()),
                 arrivals: is_after_peer(&policy).then(|| ctx.address().recipient()),
                 term: self.term,
-                silence: policy
-                    .silence_ms
-                    .filter(|_| hub.as_ref() == Some(&peer))
-                    .map(|after| (ctx.address().recipient(), after)),
+                silence: (hub.as_ref() == Some(&peer)).then(|| ctx.address().recipient()),
             });
             if let (true, Some(offset)) = (is_after_peer(&policy), flush_offset) {
                 control.flush_offset.do_send(SetFlushOffset(offset));
