@@ -91,6 +91,12 @@ pub struct GossipConfig {
     /// Latency targets: when set, the node picks the overlay and round
     /// length itself (see `overlay::auto_round`).
     pub targets: Option<Targets>,
+    /// A star hub relays leaves' items every this many rounds; it still
+    /// acknowledges a leaf's items at the next round. 2 under durable
+    /// acknowledgements (a value's stable latency then starts only once the
+    /// hub holds it, and every other round halves the hub's messages to
+    /// leaves with nothing to acknowledge), else 1.
+    pub hub_relay_rounds: u64,
 }
 
 /// Stable-latency targets for auto-tuning, ms.
@@ -123,6 +129,7 @@ impl Profile {
             linger_ms: 10,
             latency_hint_ms: 100,
             targets: None,
+            hub_relay_rounds: 1,
         };
         let gossip = match self {
             Profile::Default | Profile::ThreeD => star(360, 1500, 4000),
@@ -173,7 +180,7 @@ const PROFILE: Knob = Knob {
     help: "preset for every knob below; explicit knobs override it [default: default = 3d]",
 };
 
-const KNOBS: [Knob; 13] = [
+const KNOBS: [Knob; 14] = [
     Knob {
         flag: "overlay",
         value: "star|tree:K|offered|fanout",
@@ -208,6 +215,12 @@ const KNOBS: [Knob; 13] = [
         flag: "latency-hint-ms",
         value: "MS",
         help: "one-way delay assumed until measured",
+    },
+    Knob {
+        flag: "hub-relay-rounds",
+        value: "N",
+        help: "star hub: relay leaves' items every N rounds (acknowledging a leaf's own items \
+               still at the next round) [default: 2 with --durable-acks, else 1]",
     },
     Knob {
         flag: "target-median-ms",
@@ -384,6 +397,7 @@ fn resolve(lookup: impl Fn(&Knob) -> Result<Option<String>, String>) -> Result<C
     let mut max = None;
     let mut explicit_overlay = false;
     let mut explicit_interval = false;
+    let mut relay_rounds = None;
     for knob in &KNOBS {
         let Some(raw) = lookup(knob)? else { continue };
         let flag = knob.flag;
@@ -404,6 +418,7 @@ fn resolve(lookup: impl Fn(&Knob) -> Result<Option<String>, String>) -> Result<C
             "max-rto-ms" => g.max_rto_ms = number(flag, &raw)?,
             "linger-ms" => g.linger_ms = number(flag, &raw)?,
             "latency-hint-ms" => g.latency_hint_ms = number(flag, &raw)?,
+            "hub-relay-rounds" => relay_rounds = Some(number(flag, &raw)?),
             "target-median-ms" => median = Some(number(flag, &raw)?),
             "target-max-ms" => max = Some(number(flag, &raw)?),
             "trace-interval-ms" => c.trace_interval_ms = number(flag, &raw)?,
@@ -429,7 +444,11 @@ fn resolve(lookup: impl Fn(&Knob) -> Result<Option<String>, String>) -> Result<C
         }
         _ => return Err("--target-median-ms and --target-max-ms go together".into()),
     };
+    c.gossip.hub_relay_rounds = relay_rounds.unwrap_or(if c.durable_acks { 2 } else { 1 });
     let g = c.gossip;
+    if g.hub_relay_rounds == 0 {
+        return Err("--hub-relay-rounds must be at least 1".into());
+    }
     if g.interval_ms == 0 {
         return Err("--interval-ms must be at least 1".into());
     }
@@ -596,6 +615,19 @@ mod tests {
         );
         assert!(matches!(
             parse(&["--durable-acks=maybe"]),
+            Err(NotStarting::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_hub_relays_every_other_round_under_durable_acks_unless_told() {
+        let relay = |args: &[&str]| parse(args).unwrap().gossip.hub_relay_rounds;
+        assert_eq!(relay(&[]), 1);
+        assert_eq!(relay(&["--durable-acks"]), 2);
+        assert_eq!(relay(&["--durable-acks", "--hub-relay-rounds", "1"]), 1);
+        assert_eq!(relay(&["--hub-relay-rounds=3", "--profile", "3e"]), 3);
+        assert!(matches!(
+            parse(&["--hub-relay-rounds", "0"]),
             Err(NotStarting::Invalid(_))
         ));
     }

@@ -321,6 +321,7 @@ mod tests {
             round: crate::link::RoundRole::Fixed,
             repair_copies: 1,
             silence_ms: None,
+            relay_every: 1,
         }
     }
 
@@ -343,6 +344,7 @@ mod tests {
             peer: "n1".into(),
             policy: LinkPolicy {
                 silence_ms: silence.as_ref().map(|(_, after)| *after),
+                relay_every: 1,
                 ..policy(flush)
             },
             clock: Clock::starting_at(START),

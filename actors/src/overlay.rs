@@ -101,6 +101,7 @@ pub fn plan_as(
         round: RoundRole::Fixed,
         repair_copies: 1,
         silence_ms: Some(silence_ms(cfg)),
+        relay_every: 1,
     };
     let with = |peers: Vec<&String>, policy: &dyn Fn(&String) -> LinkPolicy| {
         peers
@@ -115,6 +116,7 @@ pub fn plan_as(
         OverlayKind::Star if me == hub => with(node_ids.iter().collect(), &|_| LinkPolicy {
             round: hub_role,
             repair_copies: 2,
+            relay_every: cfg.hub_relay_rounds,
             ..batched(Flush::AfterPeer {
                 interval_ms: cfg.interval_ms,
                 peer_phase_ms: 0,
@@ -158,6 +160,7 @@ pub fn plan_as(
                 // late: on a lossy network, three copies make a miss rare.
                 repair_copies: 3,
                 silence_ms: None,
+                relay_every: 1,
             };
             // Under auto-tuning the hub's links measure the leaves' delays and
             // may announce a switch to a star; the leaves' links hear it.
@@ -305,6 +308,30 @@ mod tests {
             Flush::Aligned { phase_ms: 0, .. }
         ));
         assert!(leaf[0].1.reliable && leaf[0].1.eager == Eager::All);
+    }
+
+    #[test]
+    fn only_a_star_hubs_links_relay_on_a_sub_grid() {
+        let every_other = GossipConfig {
+            hub_relay_rounds: 2,
+            ..cfg(OverlayKind::Star)
+        };
+        let relay_every = |me: &str, c: &GossipConfig| -> Vec<u64> {
+            plan(me, &ids(4), None, c)
+                .iter()
+                .map(|(_, policy)| policy.relay_every)
+                .collect()
+        };
+        assert_eq!(relay_every("n0", &every_other), [2, 2, 2]);
+        assert_eq!(relay_every("n1", &every_other), [1]);
+        assert_eq!(relay_every("n0", &cfg(OverlayKind::Star)), [1, 1, 1]);
+        for overlay in [OverlayKind::Tree(2), OverlayKind::Fanout] {
+            let c = GossipConfig {
+                overlay,
+                ..every_other
+            };
+            assert!(relay_every("n0", &c).iter().all(|every| *every == 1));
+        }
     }
 
     const CHALLENGE_3D: Targets = Targets {

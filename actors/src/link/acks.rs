@@ -16,6 +16,9 @@ pub struct Acks {
     /// Since when we owe the peer our digest: it changed, or the peer sent
     /// items, and no message has gone out on this link since.
     owed_since: Option<u64>,
+    /// Since when the peer has sent items that no message of ours has
+    /// acknowledged yet.
+    items_owed_since: Option<u64>,
     /// How long an owed digest may wait for a batch to ride on; `None`:
     /// never owe one.
     report_after_ms: Option<u64>,
@@ -31,6 +34,7 @@ impl Acks {
             peer_holds: Digest::default(),
             ours: Arc::new(Digest::default()),
             owed_since: None,
+            items_owed_since: None,
             report_after_ms,
             hello_due: None,
         }
@@ -67,7 +71,14 @@ impl Acks {
             // are duplicates our digest does not change, so without this a
             // lost acknowledgement would never be repeated.
             self.owed_since.get_or_insert(now);
+            self.items_owed_since.get_or_insert(now);
         }
+    }
+
+    /// Since when the peer has waited for an acknowledgement of items it
+    /// sent (None: it waits for none).
+    pub fn items_owed_since(&self) -> Option<u64> {
+        self.items_owed_since
     }
 
     pub fn peer_holds(&self) -> &Digest {
@@ -86,6 +97,7 @@ impl Acks {
     /// A message goes out: it carries our digest, which settles the debt.
     pub fn on_send(&mut self) -> Digest {
         self.owed_since = None;
+        self.items_owed_since = None;
         self.hello_due = None;
         (*self.ours).clone()
     }

@@ -221,7 +221,8 @@ impl Link {
         for item in items {
             waiting |= self.outbox.offer(now, item, self.acks.peer_holds());
         }
-        if let (true, Some(sent)) = (waiting, sent_at) {
+        // Relayed items that wait for every other round need no late flush.
+        if let (true, Some(sent), 1) = (waiting, sent_at, self.policy.relay_every) {
             self.schedule
                 .on_late_items(now, sent, self.one_way.median());
         }
@@ -326,16 +327,31 @@ impl Link {
         // From the instant the peer counts as gone, new items and digests
         // wait for the next retransmission, which carries them.
         let gone_from = self.gone_from();
-        let fresh = [self.outbox.due_fresh(), self.acks.due()]
+        let before_gone = |at: &u64| gone_from.is_none_or(|from| *at < from);
+        // With relayed items on a sub-grid, the acknowledgement of the
+        // peer's own items must not wait for them: its clients wait for it.
+        let peer_items = match self.policy.relay_every {
+            1 => None,
+            _ => self.acks.items_owed_since(),
+        };
+        let every_round = [self.acks.due(), peer_items]
             .into_iter()
             .flatten()
-            .min()
-            .filter(|at| gone_from.is_none_or(|from| *at < from));
-        let due = [fresh, self.outbox.due_resend(self.rto_ms())]
-            .into_iter()
-            .flatten()
-            .min()?;
-        Some(self.schedule.align(due, self.one_way.median()))
+            .filter(before_gone)
+            .chain(self.outbox.due_resend(self.rto_ms()))
+            .min();
+        let one_way = self.one_way.median();
+        let relayed = self.outbox.due_fresh().filter(before_gone).map(|at| {
+            self.schedule
+                .align_every(at, one_way, self.policy.relay_every)
+        });
+        [
+            every_round.map(|at| self.schedule.align(at, one_way)),
+            relayed,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether the peer counts as gone at the latest instant the link knows.
@@ -428,6 +444,7 @@ mod tests {
             round: RoundRole::Fixed,
             repair_copies: 1,
             silence_ms: None,
+            relay_every: 1,
         }
     }
 
@@ -967,6 +984,7 @@ mod tests {
             LinkPolicy {
                 repair_copies: 2,
                 silence_ms: Some(1_500),
+                relay_every: 1,
                 ..reliable(Flush::Aligned {
                     interval_ms: 100,
                     phase_ms: 0,
@@ -1007,5 +1025,69 @@ mod tests {
         link.on_local_update(11_000, &items[200..], digest_of(&items), None);
         let next = run(&mut link, 11_000, 11_101);
         assert!(!next.is_empty(), "the next round goes");
+    }
+
+    /// A star hub's link to a leaf (rounds at 20 mod 100) relaying an item
+    /// every 50 ms from 1000 to 2000, the leaf acknowledging each message
+    /// at once and sending an item of its own at 1_430; what it sends.
+    fn relaying_hub(relay_every: u64) -> Vec<(u64, Gossip, usize)> {
+        let mut link = Link::new(
+            "n0",
+            "n1",
+            LinkPolicy {
+                relay_every,
+                report_digest_after_ms: Some(1_500),
+                ..reliable(Flush::AfterPeer {
+                    interval_ms: 100,
+                    peer_phase_ms: 0,
+                    linger_ms: 10,
+                })
+            },
+        );
+        link.set_flush_offset(20);
+        let mut held = Vec::new();
+        let mut sent = Vec::new();
+        for now in 1_000..2_000u64 {
+            if now % 50 == 0 {
+                held.push(Item::new("n2", now / 50, now as i64));
+                let new = &held[held.len() - 1..];
+                link.on_local_update(now, new, digest_of(&held), None);
+            }
+            if now == 1_430 {
+                let leafs = Item::new("n1", 1, -1);
+                held.push(leafs.clone());
+                let mut msg = ack(&Arc::new(Digest::default()), now - 100);
+                msg.items.push(leafs);
+                link.on_peer_message(now, &msg);
+                link.on_local_update(now, &[], digest_of(&held), None);
+            }
+            for (at, msg, copies) in run(&mut link, now, now + 1) {
+                let mut holds = Digest::default();
+                for item in &msg.items {
+                    holds.insert(&item.origin, item.seq);
+                }
+                link.on_peer_message(at + 1, &ack(&Arc::new(holds), at));
+                sent.push((at, msg, copies));
+            }
+        }
+        sent
+    }
+
+    #[test]
+    fn a_hub_relays_every_other_round_but_acknowledges_a_leafs_items_at_the_next() {
+        let instants = |sent: &[(u64, Gossip, usize)]| sent.iter().map(|s| s.0).collect::<Vec<_>>();
+        // Every round when relaying every round.
+        let every = relaying_hub(1);
+        assert_eq!(
+            instants(&every),
+            [1_020, 1_120, 1_220, 1_320, 1_420, 1_520, 1_620, 1_720, 1_820, 1_920]
+        );
+        // Every other round (20 mod 200), and the round right after the
+        // leaf's items arrived (1_520), which takes the relayed items along.
+        let other = relaying_hub(2);
+        assert_eq!(instants(&other), [1_020, 1_220, 1_420, 1_520, 1_620, 1_820]);
+        assert!(other.iter().all(|(_, msg, _)| !msg.items.is_empty()));
+        let at_1520 = &other[3].1;
+        assert_eq!(at_1520.items.len(), 2, "1_450 and 1_500 ride along");
     }
 }

@@ -407,6 +407,7 @@ mod tests {
             round: RoundRole::Fixed,
             repair_copies: 1,
             silence_ms: None,
+            relay_every: 1,
         }
     }
 

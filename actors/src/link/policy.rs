@@ -80,4 +80,10 @@ pub struct LinkPolicy {
     /// stops sending it rounds and only probes it, with everything due, at
     /// its retransmission timeout, in one copy. `None`: never.
     pub silence_ms: Option<u64>,
+    /// Items this link only relays (and new items of its own node) go at
+    /// every `relay_every`-th round instant; an acknowledgement of the
+    /// peer's own items still goes at the next round (1: every round). A
+    /// star hub's links under durable acknowledgements (see
+    /// `GossipConfig::hub_relay_rounds`).
+    pub relay_every: u64,
 }

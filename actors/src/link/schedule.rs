@@ -182,7 +182,7 @@ impl RoundSchedule {
         if !missed || self.expedite_at.is_some() {
             return;
         }
-        let next = self.regular(now, one_way_ms);
+        let next = self.regular(now, one_way_ms, 1);
         if next.saturating_sub(now) > interval_ms / 4 {
             self.expedite_at = Some(now + LATE_COLLECT_MS);
         }
@@ -193,15 +193,29 @@ impl RoundSchedule {
     /// round starts `one_way_ms` (measured, else the hint) plus the linger
     /// after the peer's.
     pub fn align(&self, t: u64, one_way_ms: Option<u64>) -> u64 {
-        let regular = self.regular(t, one_way_ms);
+        let regular = self.regular(t, one_way_ms, 1);
         match self.expedite_at {
             Some(at) => regular.min(at.max(t)),
             None => regular,
         }
     }
 
-    /// [`RoundSchedule::align`] without an extra late flush.
-    fn regular(&self, t: u64, one_way_ms: Option<u64>) -> u64 {
+    /// [`RoundSchedule::align`] for items the link only relays, which may
+    /// go at every `every`-th round instant only (a sub-grid of the rounds:
+    /// the instants of rounds `every` times as long, on the same phase).
+    /// With `every` above 1 a late flush is not for them either: they wait
+    /// for their round like any other.
+    pub fn align_every(&self, t: u64, one_way_ms: Option<u64>, every: u64) -> u64 {
+        if every <= 1 {
+            self.align(t, one_way_ms)
+        } else {
+            self.regular(t, one_way_ms, every)
+        }
+    }
+
+    /// [`RoundSchedule::align`] without an extra late flush, on every
+    /// `every`-th round instant.
+    fn regular(&self, t: u64, one_way_ms: Option<u64>, every: u64) -> u64 {
         let (interval, base, offset) = match self.flush {
             Flush::Immediate => return t,
             Flush::Aligned {
@@ -220,10 +234,10 @@ impl RoundSchedule {
             }
         };
         let t = t.max(self.last_sent_at.map_or(0, |last| last + 1));
-        let on_current = align_up(t, interval, base + offset);
+        let on_current = align_up(t, interval.saturating_mul(every), base + offset);
         match self.next {
             Some(RoundChange(next, from)) if on_current >= from => {
-                align_up(t.max(from), next, from + offset)
+                align_up(t.max(from), next.saturating_mul(every), from + offset)
             }
             _ => on_current,
         }
