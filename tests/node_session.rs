@@ -324,3 +324,93 @@ fn backlog_trace_lines_show_an_unacknowledged_value() {
         "the value has waited since the broadcast: {age}"
     );
 }
+
+/// Sends `sig` (a `kill` signal name) to process `pid`.
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid}");
+}
+
+/// A node SIGSTOPped for longer than a client waits (Maelstrom closes a
+/// client 5 s after its request) must not answer the requests that waited
+/// in its pipe: a reply to a closed client makes Maelstrom ignore the node
+/// from then on. The values are kept, and later requests are answered.
+#[test]
+fn requests_that_waited_through_a_long_stop_go_unanswered_but_their_values_stay() {
+    let mut child = Command::new(NODE)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn node");
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for l in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&l).expect("node output is JSON"));
+        }
+    });
+    let collect = |span: Duration| -> Vec<Value> {
+        let end = Instant::now() + span;
+        let mut got = Vec::new();
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(v) => got.push(v),
+                Err(_) => break,
+            }
+        }
+        got
+    };
+    let mut send = |src: &str, body: Value| {
+        stdin.write_all(line(src, body).as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    };
+    send(
+        "c0",
+        json!({"type":"init","msg_id":1,"node_id":"n0","node_ids":["n0"]}),
+    );
+    send(
+        "c1",
+        json!({"type":"topology","msg_id":1,"topology":{"n0":[]}}),
+    );
+    assert_eq!(
+        collect(Duration::from_millis(500)).len(),
+        2,
+        "init_ok, topology_ok"
+    );
+
+    signal(child.id(), "STOP");
+    send("c2", json!({"type":"broadcast","msg_id":1,"message":10}));
+    send("c2", json!({"type":"read","msg_id":2}));
+    std::thread::sleep(Duration::from_secs(6));
+    signal(child.id(), "CONT");
+    let after_stop = collect(Duration::from_millis(700));
+    assert!(
+        after_stop.is_empty(),
+        "replies to requests older than the client's patience: {after_stop:?}"
+    );
+
+    send("c3", json!({"type":"broadcast","msg_id":1,"message":11}));
+    send("c3", json!({"type":"read","msg_id":2}));
+    let fresh = collect(Duration::from_millis(500));
+    let types: Vec<&str> = fresh
+        .iter()
+        .filter_map(|v| v["body"]["type"].as_str())
+        .collect();
+    assert_eq!(types, ["broadcast_ok", "read_ok"], "{fresh:?}");
+    let mut values: Vec<i64> = fresh[1]["body"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    values.sort();
+    assert_eq!(values, [10, 11], "the value taken during the stop stays");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}

@@ -65,6 +65,7 @@ pub mod messages;
 pub mod neighbor;
 pub mod overlay;
 pub mod protocol;
+pub mod stall;
 pub mod stdin_reader;
 pub mod stdout_writer;
 pub mod store;
@@ -78,7 +79,8 @@ use clock::Clock;
 use config::Config;
 use messages::{LinkControl, LinkHandle, NeighborSetup};
 use neighbor::NeighborGossip;
-use stdin_reader::{Routes, StdinReader};
+use protocol::client_reply_window_ms;
+use stdin_reader::{ReplyDeadlines, Routes, StdinReader};
 use stdout_writer::StdoutWriter;
 use store::{MessageStore, StoreSetup};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -117,6 +119,10 @@ where
             out: writer.clone().recipient(),
             drain: vec![topology.clone().recipient(), store.clone().recipient()],
             shutdown: writer.clone().recipient(),
+        },
+        ReplyDeadlines {
+            clock,
+            window_ms: client_reply_window_ms(config.gossip.latency_hint_ms),
         },
     )
     .start();

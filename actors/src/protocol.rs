@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+/// Maelstrom error code for a request that timed out: indefinite (the
+/// operation may or may not have taken effect).
+pub const TIMEOUT: u16 = 0;
 /// Maelstrom error code for a request type the node does not handle.
 pub const NOT_SUPPORTED: u16 = 10;
 /// Maelstrom error code for a request the node cannot serve yet.
@@ -107,6 +110,27 @@ pub struct ReplyTo {
     pub client: String,
     pub node: String,
     pub msg_id: u64,
+    /// The last instant (clock ms) a reply is still in time: a client
+    /// request is answered within [`client_reply_window_ms`] of being sent,
+    /// or not at all ([`NO_DEADLINE`] for replies given at once).
+    pub answer_by: u64,
+}
+
+/// [`ReplyTo::answer_by`] of a reply that goes at once.
+pub const NO_DEADLINE: u64 = u64::MAX;
+
+/// Maelstrom's timeout of a client's `broadcast` and `read` RPCs. A client
+/// that times out is closed, and a later reply to it makes Maelstrom ignore
+/// everything the node writes for the rest of the test.
+pub const CLIENT_TIMEOUT_MS: u64 = 5_000;
+
+/// How long after receiving a client request its reply is still in time:
+/// the client's timeout less the request's and the reply's one-way delays
+/// and half a second for late deliveries; at least 500 ms.
+pub fn client_reply_window_ms(latency_hint_ms: u64) -> u64 {
+    CLIENT_TIMEOUT_MS
+        .saturating_sub(500 + 2 * latency_hint_ms)
+        .max(500)
 }
 
 /// Every body the node writes. Reply bodies carry exactly the keys of
@@ -260,6 +284,7 @@ fn diagnose(line: &str) -> Result<Envelope, BadInput> {
         .get("msg_id")
         .and_then(Value::as_u64)
         .map(|msg_id| ReplyTo {
+            answer_by: NO_DEADLINE,
             client: src.clone(),
             node: dest.clone(),
             msg_id,
@@ -305,10 +330,18 @@ mod tests {
 
     fn reply_to(msg_id: u64) -> Option<ReplyTo> {
         Some(ReplyTo {
+            answer_by: NO_DEADLINE,
             client: "c1".into(),
             node: "n0".into(),
             msg_id,
         })
+    }
+
+    #[test]
+    fn a_client_reply_is_in_time_after_both_one_way_delays_with_room_to_spare() {
+        assert_eq!(client_reply_window_ms(100), 4_300);
+        assert_eq!(client_reply_window_ms(0), 4_500);
+        assert_eq!(client_reply_window_ms(5_000), 500);
     }
 
     #[test]

@@ -1,17 +1,22 @@
 //! StdinReader: reads stdin as a stream of lines (never blocking the actix
 //! thread), parses each, and routes every request to the actor that owns it.
 //! Bad input gets one log line and, when it can be answered, an `error` reply.
+//! Every request gets the deadline of its reply ([`ReplyTo::answer_by`]),
+//! shortened by a stall it may have waited through ([`StallWatch`]).
 //! At end of input it waits until the store and topology manager have
 //! answered everything, then tells the writer to flush and stop.
 
+use crate::clock::Clock;
 use crate::messages::{
     ClientBroadcast, ClientRead, Drain, HeardTerm, InitRequest, Joined, Merge, Outbound, Shutdown,
     TopologyRequest,
 };
 use crate::protocol::{parse_line, ReplyTo, Request};
+use crate::stall::{StallWatch, BEAT_MS};
 use actix::prelude::*;
 use bytes::BytesMut;
 use std::io;
+use std::time::Duration;
 use tokio::io::AsyncRead;
 use tokio_util::codec::{Decoder, FramedRead, LinesCodec, LinesCodecError};
 
@@ -77,20 +82,33 @@ pub struct Routes {
     pub shutdown: Recipient<Shutdown>,
 }
 
+/// How the reader dates the deadlines of replies.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyDeadlines {
+    pub clock: Clock,
+    /// How long after a request is read its reply is still in time (see
+    /// [`crate::protocol::client_reply_window_ms`]).
+    pub window_ms: u64,
+}
+
 pub struct StdinReader<R: AsyncRead + Unpin + 'static> {
     input: Option<FramedRead<R, InputLines>>,
     routes: Routes,
+    deadlines: ReplyDeadlines,
+    stalls: StallWatch,
 }
 
 impl<R: AsyncRead + Unpin + 'static> StdinReader<R> {
-    pub fn new(input: R, max_line_bytes: usize, routes: Routes) -> Self {
+    pub fn new(input: R, max_line_bytes: usize, routes: Routes, deadlines: ReplyDeadlines) -> Self {
         StdinReader {
             input: Some(FramedRead::new(input, InputLines::new(max_line_bytes))),
             routes,
+            deadlines,
+            stalls: StallWatch::new(deadlines.clock.now_ms()),
         }
     }
 
-    fn route(&self, line: &str) {
+    fn route(&mut self, line: &str) {
         let envelope = match parse_line(line) {
             Ok(envelope) => envelope,
             Err(bad) => {
@@ -101,10 +119,13 @@ impl<R: AsyncRead + Unpin + 'static> StdinReader<R> {
                 return;
             }
         };
+        let now = self.deadlines.clock.now_ms();
+        let answer_by = (now + self.deadlines.window_ms).saturating_sub(self.stalls.waited(now));
         let reply_to = |msg_id| ReplyTo {
             client: envelope.src.clone(),
             node: envelope.dest.clone(),
             msg_id,
+            answer_by,
         };
         match envelope.body {
             Request::Init(b) => {
@@ -163,6 +184,9 @@ impl<R: AsyncRead + Unpin + 'static> Actor for StdinReader<R> {
         if let Some(input) = self.input.take() {
             ctx.add_stream(input);
         }
+        ctx.run_interval(Duration::from_millis(BEAT_MS), |act, _ctx| {
+            act.stalls.beat(act.deadlines.clock.now_ms())
+        });
     }
 }
 
@@ -249,6 +273,10 @@ mod tests {
                 drain: vec![rig.drain.clone().recipient()],
                 shutdown: rig.shutdown.clone().recipient(),
             },
+            ReplyDeadlines {
+                clock: Clock::starting_at(0),
+                window_ms: 4_000,
+            },
         )
         .start();
         tx.write_all(input).await.unwrap();
@@ -287,7 +315,8 @@ mod tests {
             ReplyTo {
                 client: "c0".into(),
                 node: "n0".into(),
-                msg_id: 1
+                msg_id: 1,
+                answer_by: 4_000
             }
         );
         assert_eq!(take(&rig.joined).await[0].node_id, "n0");

@@ -77,6 +77,7 @@ mod tests {
         let (ours, theirs) = tokio::io::duplex(64);
         let writer = StdoutWriter::start(ours);
         let to = |msg_id| ReplyTo {
+            answer_by: crate::protocol::NO_DEADLINE,
             client: "c1".into(),
             node: "n0".into(),
             msg_id,

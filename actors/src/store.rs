@@ -13,7 +13,10 @@
 //! with a peer (at most [`StoreSetup::read_hold_ms`]), so that a restarted
 //! node does not answer with an empty history. With durable
 //! acknowledgements, `broadcast_ok` waits until a peer's digest shows the
-//! value.
+//! value, but not past the client's patience: a held acknowledgement that
+//! reaches its reply's deadline ([`ReplyTo::answer_by`]) is answered with an
+//! indefinite `timeout` error instead. No reply goes after its deadline: the
+//! client has been closed, and Maelstrom would ignore the node from then on.
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -22,7 +25,7 @@ use crate::messages::{
     ClientBroadcast, ClientRead, Drain, Joined, LinkHandle, LinksChanged, LocalUpdate, Merge,
     Outbound, PeerGossip, PeerHolds,
 };
-use crate::protocol::{OutBody, ReplyTo, TEMPORARILY_UNAVAILABLE};
+use crate::protocol::{OutBody, ReplyTo, TEMPORARILY_UNAVAILABLE, TIMEOUT};
 use crate::store_core::{NewItems, NotJoined, PeerNews, StoreCore};
 use actix::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,6 +59,17 @@ impl StoreSetup {
     }
 }
 
+/// A durable acknowledgement not given yet.
+struct HeldAck {
+    /// This node's item seq of the value.
+    seq: u64,
+    to: ReplyTo,
+}
+
+/// How long before its reply's deadline a held acknowledgement gives up,
+/// so that the timeout error is still in time.
+const ACK_GIVE_UP_EARLY_MS: u64 = 100;
+
 pub struct MessageStore {
     core: StoreCore,
     setup: StoreSetup,
@@ -66,9 +80,8 @@ pub struct MessageStore {
     unpublished: Vec<(Item, Option<String>)>,
     /// The earliest send instant of the peer batches among them.
     unpublished_sent_at: Option<u64>,
-    /// Durable acknowledgements not yet given: this node's item seq and the
-    /// broadcast to answer once a peer holds it.
-    held_acks: Vec<(u64, ReplyTo)>,
+    /// Durable acknowledgements not yet given, oldest first.
+    held_acks: Vec<HeldAck>,
     /// Reads waiting for the node to catch up.
     held_reads: Vec<ReplyTo>,
     /// (peer, kind) of bad gossip already logged.
@@ -152,7 +165,18 @@ impl MessageStore {
         }
     }
 
+    /// Sends a reply if it is still in time.
     fn reply(&self, to: &ReplyTo, body: OutBody) {
+        let now = self.setup.clock.now_ms();
+        if now > to.answer_by {
+            log::warn!(
+                "not answering {}'s request {}: {} ms past its deadline, the client has given up",
+                to.client,
+                to.msg_id,
+                now - to.answer_by
+            );
+            return;
+        }
         self.out.do_send(Outbound::reply(to, body));
     }
 
@@ -181,10 +205,10 @@ impl MessageStore {
         if !self.held_acks.is_empty() {
             let (durable, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_acks)
                 .into_iter()
-                .partition(|(seq, _)| self.core.held_elsewhere(*seq));
+                .partition(|held| self.core.held_elsewhere(held.seq));
             self.held_acks = waiting;
-            for (_, to) in durable {
-                self.broadcast_ok(&to);
+            for held in durable {
+                self.broadcast_ok(&held.to);
             }
         }
         if self.core.caught_up() {
@@ -238,6 +262,34 @@ impl MessageStore {
             self.publish(&new, Some(sent_at), ctx);
         }
         self.release();
+    }
+
+    /// Answers the held acknowledgements at their deadline with an
+    /// indefinite error: the value stays and spreads, but the client has
+    /// to stop waiting before Maelstrom closes it.
+    fn expire_held_acks(&mut self) {
+        let now = self.setup.clock.now_ms();
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held_acks)
+            .into_iter()
+            .partition(|held| now + ACK_GIVE_UP_EARLY_MS >= held.to.answer_by);
+        self.held_acks = waiting;
+        if due.is_empty() {
+            return;
+        }
+        log::warn!(
+            "{} durable acknowledgements not given in time (no peer reachable?); answering timeout",
+            due.len()
+        );
+        for held in due {
+            self.reply(
+                &held.to,
+                OutBody::Error {
+                    in_reply_to: held.to.msg_id,
+                    code: TIMEOUT,
+                    text: "no peer acknowledged the value in time; it is kept here and will still spread".into(),
+                },
+            );
+        }
     }
 
     fn answer_held_reads(&mut self) {
@@ -321,7 +373,15 @@ impl Handler<ClientBroadcast> for MessageStore {
             // ours, which may still wait for a peer.
             if let Some(seq) = self.core.own_seq_of(msg.value) {
                 if !self.core.held_elsewhere(seq) {
-                    self.held_acks.push((seq, msg.reply_to));
+                    let give_up = msg.reply_to.answer_by.saturating_sub(ACK_GIVE_UP_EARLY_MS);
+                    self.held_acks.push(HeldAck {
+                        seq,
+                        to: msg.reply_to,
+                    });
+                    ctx.run_later(
+                        Duration::from_millis(give_up.saturating_sub(self.setup.clock.now_ms())),
+                        |act, _ctx| act.expire_held_acks(),
+                    );
                     return;
                 }
             }
@@ -403,7 +463,7 @@ impl Handler<Drain> for MessageStore {
 mod tests {
     use super::*;
     use crate::digest::{Digest, Item};
-    use crate::protocol::{Gossip, ReplyTo};
+    use crate::protocol::{Gossip, ReplyTo, NO_DEADLINE};
     use crate::testkit::{recorder, take, Recorder};
 
     /// This node's items in the tests: n0, incarnation 1.
@@ -442,6 +502,7 @@ mod tests {
 
     fn reply_to(msg_id: u64) -> ReplyTo {
         ReplyTo {
+            answer_by: NO_DEADLINE,
             client: "c9".into(),
             node: "n0".into(),
             msg_id,
@@ -741,6 +802,79 @@ mod tests {
                 OutBody::BroadcastOk { in_reply_to: 1 },
                 OutBody::BroadcastOk { in_reply_to: 2 }
             ]
+        );
+    }
+
+    #[actix::test]
+    async fn a_held_acknowledgement_is_answered_with_a_timeout_while_the_client_still_waits() {
+        let rig = Rig::with(&["n1"], setup(true, 1_000), true).await;
+        rig.store.do_send(ClientBroadcast {
+            reply_to: ReplyTo {
+                answer_by: 300,
+                ..reply_to(1)
+            },
+            value: 5,
+        });
+        rig.settle().await;
+        assert!(rig.replies().await.is_empty(), "no peer holds 5 yet");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        rig.settle().await;
+        match rig.replies().await.as_slice() {
+            [OutBody::Error {
+                in_reply_to: 1,
+                code: TIMEOUT,
+                ..
+            }] => {}
+            other => panic!("expected one indefinite timeout for request 1, got {other:?}"),
+        }
+        // n1 holds the value now: the client was answered already, and a
+        // second answer would go to a client Maelstrom has closed.
+        rig.store
+            .do_send(gossip("n1", 1, vec![], &[("n1@1", 0), (ME, 1)]));
+        rig.settle().await;
+        assert!(rig.replies().await.is_empty());
+        rig.store.do_send(ClientRead {
+            reply_to: reply_to(2),
+        });
+        rig.settle().await;
+        assert_eq!(
+            rig.replies().await,
+            [OutBody::ReadOk {
+                messages: vec![5],
+                in_reply_to: 2
+            }],
+            "the value stays"
+        );
+    }
+
+    #[actix::test]
+    async fn no_reply_goes_after_its_deadline_but_the_value_is_kept() {
+        let rig = Rig::with(&["n1"], setup(false, 1_000), true).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let late = |msg_id| ReplyTo {
+            answer_by: 10,
+            ..reply_to(msg_id)
+        };
+        rig.store.do_send(ClientBroadcast {
+            reply_to: late(1),
+            value: 7,
+        });
+        rig.store.do_send(ClientRead { reply_to: late(2) });
+        rig.settle().await;
+        assert!(
+            rig.replies().await.is_empty(),
+            "a client that waited through a stall has given up"
+        );
+        rig.store.do_send(ClientRead {
+            reply_to: reply_to(3),
+        });
+        rig.settle().await;
+        assert_eq!(
+            rig.replies().await,
+            [OutBody::ReadOk {
+                messages: vec![7],
+                in_reply_to: 3
+            }]
         );
     }
 

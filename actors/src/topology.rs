@@ -476,6 +476,7 @@ mod tests {
 
     fn to(msg_id: u64) -> ReplyTo {
         ReplyTo {
+            answer_by: crate::protocol::NO_DEADLINE,
             client: "c0".into(),
             node: "n1".into(),
             msg_id,
