@@ -34,7 +34,9 @@ with several runs per challenge, a line per challenge gives the pass counts
 A maelstrom-sim run whose
 own lateness was over its bound (:harness :lateness-exceeded true) is run
 once more; the table then shows the rerun, labelled RUN-rerun, and its
-harness column says whether that one was late too.
+harness column says whether that one was late too, and how many output
+lines the nodes wrote that could not be routed (N unroutable: each one
+silenced its node for the rest of the run, as under Maelstrom).
 
 Stress rows (ROW, default all but 3d-100n; each on 25 nodes, rate 100,
 latency 100 unless said otherwise, limits and targets in results-table):

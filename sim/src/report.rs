@@ -313,6 +313,10 @@ pub struct RunFigures {
     /// and the run's timing figures are not evidence. None for a results
     /// map without it (real Maelstrom's).
     pub lateness_exceeded: Option<bool>,
+    /// maelstrom-sim's `:harness :malformed-lines`: stdout lines the nodes
+    /// wrote that could not be routed (under Maelstrom's handling each one
+    /// silenced its node for the rest of the run). None without it.
+    pub unroutable_lines: Option<u64>,
 }
 
 pub const QUANTILE_POINTS: [(&str, f64); 5] = [
@@ -350,12 +354,17 @@ impl RunFigures {
             Some(Edn::Bool(late)) => Some(*late),
             _ => None,
         };
+        let unroutable_lines = results
+            .path(&["harness", "malformed-lines"])
+            .and_then(Edn::as_f64)
+            .map(|n| n as u64);
         RunFigures {
             valid,
             lost_count,
             servers_msgs_per_op,
             stable_latencies,
             lateness_exceeded,
+            unroutable_lines,
         }
     }
 
@@ -531,11 +540,13 @@ mod tests {
         assert_eq!(figures.max(), Some(61.0));
         assert_eq!(figures.stable_latencies.get("0.99"), Some(&55.0));
         assert_eq!(figures.lateness_exceeded, None);
-        let late = Edn::parse("{:harness {:valid? true, :lateness-exceeded true}}").unwrap();
-        assert_eq!(
-            RunFigures::from_results(&late).lateness_exceeded,
-            Some(true)
-        );
+        assert_eq!(figures.unroutable_lines, None);
+        let late =
+            Edn::parse("{:harness {:valid? true, :lateness-exceeded true, :malformed-lines 2}}")
+                .unwrap();
+        let late = RunFigures::from_results(&late);
+        assert_eq!(late.lateness_exceeded, Some(true));
+        assert_eq!(late.unroutable_lines, Some(2));
     }
 
     #[test]
@@ -566,6 +577,7 @@ mod tests {
             servers_msgs_per_op: Some(12.0),
             stable_latencies: [("0.5", 85.0), ("1", 105.0)].into_iter().collect(),
             lateness_exceeded: Some(false),
+            unroutable_lines: Some(0),
         };
         assert!(Limits::target("fast")
             .expect("fast target")

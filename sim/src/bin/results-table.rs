@@ -1,7 +1,7 @@
 //! results-table: turns finished broadcast runs into the table that
 //! `maelstrom.sh` prints (challenge, valid, lost, servers msgs-per-op, median,
-//! max, pass or fail, and whether maelstrom-sim's own lateness was over its
-//! bound), or, with `--sweep`, the interval x branching table next to the
+//! max, pass or fail, whether maelstrom-sim's own lateness was over its
+//! bound and how many node output lines it could not route), or, with `--sweep`, the interval x branching table next to the
 //! reference write-up's figures and a table of the profile runs; with
 //! `--frontier SWEEP.md OUT.svg`, draws that markdown's figures as the
 //! msgs/op against latency picture.
@@ -54,12 +54,18 @@ fn verdict(limits: Option<Limits>, figures: &RunFigures) -> String {
 }
 
 /// `late` when the harness's lateness was over its bound (the run's timing
-/// is not evidence), `ok` when it was not, `-` for results without it.
-fn harness_timing(figures: &RunFigures) -> &'static str {
-    match figures.lateness_exceeded {
+/// is not evidence), `ok` when it was not, `-` for results without it;
+/// then how many stdout lines the nodes wrote that could not be routed
+/// (each silenced its node for the rest of the run, as under Maelstrom).
+fn harness_column(figures: &RunFigures) -> String {
+    let timing = match figures.lateness_exceeded {
         Some(true) => "late",
         Some(false) => "ok",
         None => "-",
+    };
+    match figures.unroutable_lines {
+        Some(n) if n > 0 => format!("{timing}, {n} unroutable"),
+        _ => timing.to_string(),
     }
 }
 
@@ -103,7 +109,7 @@ fn challenge_table(runs: &[Run]) -> bool {
             number(figures.max(), 0),
             verdict(limits, figures),
             verdict(Limits::target(&run.challenge), figures),
-            harness_timing(figures),
+            harness_column(figures),
         );
     }
     summarize_repeats(runs);
