@@ -150,9 +150,24 @@ fn summarize_repeats(runs: &[Run]) {
         let target = Limits::target(challenge).map_or(String::new(), |t| {
             format!(", target {}/{total}", judged(Some(t)))
         });
+        // A row without limits (it reports, e.g., what a kill loses) is
+        // counted by validity alone, not as failing every run.
+        let passes = match Limits::challenge(challenge) {
+            Some(limits) => format!("{}/{total} pass", judged(Some(limits))),
+            None => {
+                let valid = runs
+                    .iter()
+                    .filter(|r| {
+                        r.figures
+                            .as_ref()
+                            .is_some_and(|f| f.valid == Verdict::Valid)
+                    })
+                    .count();
+                format!("{valid}/{total} valid")
+            }
+        };
         println!(
-            "{challenge} {}/{total} pass{target}, {lost} lost in all; worst msgs/op {}, worst median {}, worst max {}",
-            judged(Limits::challenge(challenge)),
+            "{challenge} {passes}{target}, {lost} lost in all; worst msgs/op {}, worst median {}, worst max {}",
             worst(|f| f.servers_msgs_per_op, 3),
             worst(RunFigures::median, 0),
             worst(RunFigures::max, 0),
