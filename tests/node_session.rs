@@ -4,23 +4,28 @@
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const NODE: &str = env!("CARGO_BIN_EXE_broadcast-node");
 
-/// Runs the node on `input` (then EOF); returns (exit code, stdout lines,
-/// stderr).
-fn run_script(args: &[&str], input: &str) -> (i32, Vec<Value>, String) {
-    let mut child = Command::new(NODE)
+/// Starts the node with piped stdio and info logs.
+fn spawn_node(args: &[&str]) -> Child {
+    Command::new(NODE)
         .args(args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn node");
+        .expect("spawn node")
+}
+
+/// Runs the node on `input` (then EOF); returns (exit code, stdout lines,
+/// stderr).
+fn run_script(args: &[&str], input: &str) -> (i32, Vec<Value>, String) {
+    let mut child = spawn_node(args);
     child
         .stdin
         .take()
@@ -340,13 +345,7 @@ fn signal(pid: u32, sig: &str) {
 /// from then on. The values are kept, and later requests are answered.
 #[test]
 fn requests_that_waited_through_a_long_stop_go_unanswered_but_their_values_stay() {
-    let mut child = Command::new(NODE)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn node");
+    let mut child = spawn_node(&[]);
     let mut stdin = child.stdin.take().unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let (tx, rx) = mpsc::channel::<Value>();
