@@ -335,10 +335,8 @@ impl RunFigures {
             Some(Edn::Bool(false)) => Verdict::Invalid,
             _ => Verdict::Unknown,
         };
-        let lost_count = results
-            .path(&["workload", "lost-count"])
-            .and_then(Edn::as_f64)
-            .map(|n| n as u64);
+        let count_at = |path: &[&str]| results.path(path).and_then(Edn::as_f64).map(|n| n as u64);
+        let lost_count = count_at(&["workload", "lost-count"]);
         let servers_msgs_per_op = results
             .path(&["net", "servers", "msgs-per-op"])
             .and_then(Edn::as_f64);
@@ -354,10 +352,7 @@ impl RunFigures {
             Some(Edn::Bool(late)) => Some(*late),
             _ => None,
         };
-        let unroutable_lines = results
-            .path(&["harness", "malformed-lines"])
-            .and_then(Edn::as_f64)
-            .map(|n| n as u64);
+        let unroutable_lines = count_at(&["harness", "malformed-lines"]);
         RunFigures {
             valid,
             lost_count,

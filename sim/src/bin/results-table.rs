@@ -1,8 +1,9 @@
 //! results-table: turns finished broadcast runs into the table that
 //! `maelstrom.sh` prints (challenge, valid, lost, servers msgs-per-op, median,
 //! max, pass or fail, whether maelstrom-sim's own lateness was over its
-//! bound and how many node output lines it could not route), or, with `--sweep`, the interval x branching table next to the
-//! reference write-up's figures and a table of the profile runs; with
+//! bound and how many node output lines it could not route), or, with
+//! `--sweep`, the interval x branching table next to the reference
+//! write-up's figures and a table of the profile runs; with
 //! `--frontier SWEEP.md OUT.svg`, draws that markdown's figures as the
 //! msgs/op against latency picture.
 //!
@@ -126,15 +127,12 @@ fn summarize_repeats(runs: &[Run]) {
     }
     for (challenge, runs) in by_challenge {
         let total = runs.len();
-        let judged = |limits: Option<Limits>| {
+        let count = |holds: &dyn Fn(&RunFigures) -> bool| {
             runs.iter()
-                .filter(|r| {
-                    r.figures
-                        .as_ref()
-                        .is_some_and(|f| limits.is_some_and(|l| l.judge(f).is_ok()))
-                })
+                .filter(|r| r.figures.as_ref().is_some_and(holds))
                 .count()
         };
+        let judged = |limits: Limits| count(&|f| limits.judge(f).is_ok());
         let lost: u64 = runs
             .iter()
             .filter_map(|r| r.figures.as_ref()?.lost_count)
@@ -147,24 +145,13 @@ fn summarize_repeats(runs: &[Run]) {
                     format!("{} ({label})", number(Some(v), digits))
                 })
         };
-        let target = Limits::target(challenge).map_or(String::new(), |t| {
-            format!(", target {}/{total}", judged(Some(t)))
-        });
+        let target = Limits::target(challenge)
+            .map_or(String::new(), |t| format!(", target {}/{total}", judged(t)));
         // A row without limits (it reports, e.g., what a kill loses) is
         // counted by validity alone, not as failing every run.
         let passes = match Limits::challenge(challenge) {
-            Some(limits) => format!("{}/{total} pass", judged(Some(limits))),
-            None => {
-                let valid = runs
-                    .iter()
-                    .filter(|r| {
-                        r.figures
-                            .as_ref()
-                            .is_some_and(|f| f.valid == Verdict::Valid)
-                    })
-                    .count();
-                format!("{valid}/{total} valid")
-            }
+            Some(limits) => format!("{}/{total} pass", judged(limits)),
+            None => format!("{}/{total} valid", count(&|f| f.valid == Verdict::Valid)),
         };
         println!(
             "{challenge} {passes}{target}, {lost} lost in all; worst msgs/op {}, worst median {}, worst max {}",
