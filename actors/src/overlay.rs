@@ -664,6 +664,46 @@ mod tests {
         }
     }
 
+    /// The hub takes nothing from just before its flush until well after
+    /// it (a paused process, a scheduler stall): every leaf batch of that
+    /// round arrives after the flush instant, at which the hub's links had
+    /// nothing to send. The batches still missed the flush and go at once,
+    /// not a round later.
+    #[test]
+    fn a_round_whose_every_batch_missed_the_flush_goes_at_once() {
+        let c0 = Config::profile(Profile::ThreeD).gossip;
+        let round = c0.interval_ms;
+        let mut c = cluster(OverlayKind::Star, 25, c0);
+        // Leaves' round instants are multiples of the round on the shared
+        // clock; pause the hub around the flush of the sixth one.
+        let instant = crate::link::align_up(c.now, round, 0) + 5 * round;
+        c.paused = Some(crate::testkit::Paused {
+            node: "n0".into(),
+            from: instant + 90,
+            until: instant + 250,
+        });
+        drive(&mut c, 200, |_, _| false);
+        let end = c.now;
+        c.run(end + 30_000, |_| false);
+        assert!(c.converged());
+        let stalled = c
+            .log
+            .iter()
+            .filter(|t| t.to == "n0" && t.at == instant + 250)
+            .count();
+        assert!(
+            stalled >= 10,
+            "the pause held the round's batches ({stalled})"
+        );
+        // One round, two one-way delays and the pause; an extra round would
+        // add 360 ms to the values of that round.
+        let bound = round + 2 * 100 + 160 + 20;
+        for (value, spread) in c.spread_latencies() {
+            let spread = spread.expect("every node holds every value");
+            assert!(spread <= bound, "value {value} took {spread} ms");
+        }
+    }
+
     /// A lost batch is seen as a gap in the next digest from the other end
     /// and resent at the next flush: repaired within a round, not after the
     /// retransmission timeout (seconds).

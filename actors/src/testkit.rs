@@ -73,6 +73,15 @@ pub struct ResentAfterAck {
     pub seq: u64,
 }
 
+/// A node that takes no message during `[from, until)` (see
+/// [`Cluster::paused`]).
+#[derive(Debug, Clone)]
+pub struct Paused {
+    pub node: String,
+    pub from: u64,
+    pub until: u64,
+}
+
 /// Extra delivery delay: an exponential draw of this mean per message, from
 /// a seeded generator (splitmix64).
 #[derive(Debug, Clone)]
@@ -101,6 +110,10 @@ pub struct Cluster {
     /// Late deliveries; a message never overtakes an earlier one to the
     /// same destination.
     pub jitter: Option<Jitter>,
+    /// A stopped node: messages to it due within `[from, until)` are
+    /// delivered at `until`, all at once (a paused process, or a burst the
+    /// network could not deliver on time).
+    pub paused: Option<Paused>,
     /// Per destination: when its latest message is due.
     due_at: BTreeMap<String, u64>,
     /// Per value: when each node first held it.
@@ -160,6 +173,7 @@ impl Cluster {
             now: start_ms,
             latency_ms,
             jitter: None,
+            paused: None,
             due_at: BTreeMap::new(),
             held_since: BTreeMap::new(),
             in_transit: Vec::new(),
@@ -237,8 +251,14 @@ impl Cluster {
                 }
                 for _ in 0..copies {
                     let extra = self.jitter.as_mut().map_or(0, Jitter::draw);
+                    let mut at = now + latency + extra;
+                    if let Some(p) = self.paused.as_ref().filter(|p| &p.node == peer) {
+                        if (p.from..p.until).contains(&at) {
+                            at = p.until;
+                        }
+                    }
                     let due = self.due_at.entry(peer.clone()).or_default();
-                    *due = (*due).max(now + latency + extra);
+                    *due = (*due).max(at);
                     let transit = Transit {
                         from: id.clone(),
                         to: peer.clone(),

@@ -173,13 +173,18 @@ impl RoundSchedule {
     /// Items from a peer's batch sent at `sent` reached this link at `now`.
     /// On an after-peer link, if they missed its latest flush and the next
     /// one is more than a quarter round away, they go in an extra flush
-    /// [`LATE_COLLECT_MS`] from now.
+    /// [`LATE_COLLECT_MS`] from now. A flush instant that passed without a
+    /// message (nothing had arrived yet: every batch of the round was late)
+    /// was missed as much as one that went without these items.
     pub fn on_late_items(&mut self, now: u64, sent: u64, one_way_ms: Option<u64>) {
         let Flush::AfterPeer { interval_ms, .. } = self.flush else {
             return;
         };
-        let missed = self.last_sent_at.is_some_and(|last| last >= sent);
-        if !missed || self.expedite_at.is_some() {
+        let flushed_since_sent = self.last_sent_at.is_some_and(|last| last >= sent)
+            || self
+                .previous_flush_instant(now, one_way_ms)
+                .is_some_and(|at| at >= sent);
+        if !flushed_since_sent || self.expedite_at.is_some() {
             return;
         }
         let next = self.regular(now, one_way_ms, 1);
@@ -198,6 +203,15 @@ impl RoundSchedule {
             Some(at) => regular.min(at.max(t)),
             None => regular,
         }
+    }
+
+    /// The latest regular flush instant of the rounds in effect strictly
+    /// before `now` (a flush due at `now` may still take what arrives now).
+    fn previous_flush_instant(&self, now: u64, one_way_ms: Option<u64>) -> Option<u64> {
+        let next = self.regular(now, one_way_ms, 1);
+        let interval = self.round()?.max(1);
+        let previous = next.checked_sub(interval)?;
+        (previous < now).then_some(previous)
     }
 
     /// [`RoundSchedule::align`] for items the link only relays, which may
@@ -345,6 +359,52 @@ mod tests {
             "the hint until measured"
         );
         assert_eq!(schedule.align(5_000, Some(40)), 5_050);
+    }
+
+    fn hub_link(interval_ms: u64, flush_offset_ms: u64) -> RoundSchedule {
+        let mut schedule = RoundSchedule::new(
+            Flush::AfterPeer {
+                interval_ms,
+                peer_phase_ms: 0,
+                linger_ms: 10,
+            },
+            RoundRole::Fixed,
+            100,
+        );
+        schedule.set_flush_offset(flush_offset_ms);
+        schedule
+    }
+
+    #[test]
+    fn items_that_missed_a_flush_go_at_once_unless_the_next_is_near() {
+        let mut schedule = hub_link(1_000, 110);
+        schedule.on_send(5_110);
+        schedule.on_late_items(5_150, 5_000, None);
+        assert_eq!(schedule.align(5_150, None), 5_150 + LATE_COLLECT_MS);
+        schedule.on_send(5_153);
+        schedule.on_late_items(5_900, 5_000, None);
+        assert_eq!(schedule.align(5_900, None), 6_110, "the next flush is near");
+    }
+
+    #[test]
+    fn items_late_for_a_flush_that_sent_nothing_go_at_once_too() {
+        // Every batch of the round arrived after the flush instant, so the
+        // link had nothing to send then: the items still missed it.
+        let mut schedule = hub_link(1_000, 110);
+        schedule.on_send(4_110);
+        schedule.on_late_items(5_150, 5_000, None);
+        assert_eq!(schedule.align(5_150, None), 5_150 + LATE_COLLECT_MS);
+    }
+
+    #[test]
+    fn items_of_a_batch_sent_after_the_latest_flush_wait_for_the_next() {
+        let mut schedule = hub_link(1_000, 110);
+        schedule.on_send(5_110);
+        schedule.on_late_items(5_400, 5_300, None);
+        assert_eq!(schedule.align(5_400, None), 6_110);
+        let mut quiet = hub_link(1_000, 110);
+        quiet.on_late_items(5_100, 5_000, None);
+        assert_eq!(quiet.align(5_100, None), 5_110, "the flush is still due");
     }
 
     #[test]
