@@ -317,6 +317,9 @@ pub struct RunFigures {
     /// wrote that could not be routed (under Maelstrom's handling each one
     /// silenced its node for the rest of the run). None without it.
     pub unroutable_lines: Option<u64>,
+    /// maelstrom-sim's `:harness :steal-percent`: CPU time the hypervisor
+    /// gave to other virtual machines during the run. None without it.
+    pub steal_percent: Option<f64>,
 }
 
 pub const QUANTILE_POINTS: [(&str, f64); 5] = [
@@ -353,6 +356,9 @@ impl RunFigures {
             _ => None,
         };
         let unroutable_lines = count_at(&["harness", "malformed-lines"]);
+        let steal_percent = results
+            .path(&["harness", "steal-percent"])
+            .and_then(Edn::as_f64);
         RunFigures {
             valid,
             lost_count,
@@ -360,6 +366,7 @@ impl RunFigures {
             stable_latencies,
             lateness_exceeded,
             unroutable_lines,
+            steal_percent,
         }
     }
 
@@ -536,12 +543,15 @@ mod tests {
         assert_eq!(figures.stable_latencies.get("0.99"), Some(&55.0));
         assert_eq!(figures.lateness_exceeded, None);
         assert_eq!(figures.unroutable_lines, None);
-        let late =
-            Edn::parse("{:harness {:valid? true, :lateness-exceeded true, :malformed-lines 2}}")
-                .unwrap();
+        assert_eq!(figures.steal_percent, None);
+        let late = Edn::parse(
+            "{:harness {:valid? true, :lateness-exceeded true, :malformed-lines 2, :steal-percent 9.5}}",
+        )
+        .unwrap();
         let late = RunFigures::from_results(&late);
         assert_eq!(late.lateness_exceeded, Some(true));
         assert_eq!(late.unroutable_lines, Some(2));
+        assert_eq!(late.steal_percent, Some(9.5));
     }
 
     #[test]
@@ -573,6 +583,7 @@ mod tests {
             stable_latencies: [("0.5", 85.0), ("1", 105.0)].into_iter().collect(),
             lateness_exceeded: Some(false),
             unroutable_lines: Some(0),
+            steal_percent: None,
         };
         assert!(Limits::target("fast")
             .expect("fast target")

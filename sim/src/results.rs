@@ -69,6 +69,9 @@ pub struct HarnessReport {
     pub lateness_ms: Vec<(Stage, LatenessSummary)>,
     /// CPU time the harness process used.
     pub cpu_seconds: Option<f64>,
+    /// The machine's steal time during the run, in percent of all CPU
+    /// time (None where /proc/stat is not readable).
+    pub steal_percent: Option<f64>,
     pub wall_seconds: f64,
     /// Node output lines that were not valid messages.
     pub malformed_lines: u64,
@@ -442,6 +445,9 @@ fn harness_edn(h: &HarnessReport) -> Edn {
         push("cpu-seconds", Edn::Double(cpu));
     }
     push("wall-seconds", Edn::Double(h.wall_seconds));
+    if let Some(steal) = h.steal_percent {
+        push("steal-percent", Edn::Double((steal * 10.0).round() / 10.0));
+    }
     push("malformed-lines", int(h.malformed_lines));
     if let Some(seed) = h.seed {
         push("seed", int(seed));
@@ -620,6 +626,7 @@ mod tests {
         let harness = HarnessReport {
             lateness_ms: vec![(Stage::NodeDeliveries, lateness)],
             cpu_seconds: Some(2.5),
+            steal_percent: Some(4.24),
             wall_seconds: 31.0,
             malformed_lines: 2,
             seed: Some(7),
@@ -642,7 +649,7 @@ mod tests {
             line,
             " :harness {:valid? true, :lateness-ms {:node-deliveries {:p50 1.0, :p99 3.0, :max 3.0, :count 4}}, \
              :lateness-bound-p99-ms 2.0, :lateness-exceeded true, \
-             :cpu-seconds 2.5, :wall-seconds 31.0, :malformed-lines 2, :seed 7, :thread-pick \"random\", :faults {:kills []}},"
+             :cpu-seconds 2.5, :wall-seconds 31.0, :steal-percent 4.2, :malformed-lines 2, :seed 7, :thread-pick \"random\", :faults {:kills []}},"
         );
         let json = results.to_json();
         assert_eq!(

@@ -60,6 +60,7 @@ pub fn final_read_rng(seed: u64) -> StdRng {
 /// Runs the test described by `config`; returns the process exit code.
 pub async fn run(config: &TestConfig) -> i32 {
     let started = Instant::now();
+    let ticks_at_start = machine_ticks();
     let run_dir = match create_run_dir(&config.store, &LocalTime::now()) {
         Ok(dir) => dir,
         Err(e) => {
@@ -122,6 +123,9 @@ pub async fn run(config: &TestConfig) -> i32 {
     let lateness_samples = net.lateness().take();
     net.shutdown();
     let cpu = cpu_seconds();
+    let steal_percent = ticks_at_start
+        .zip(machine_ticks())
+        .and_then(|(start, end)| end.steal_percent_since(start));
 
     let (history, exceptions, t0) = match tested {
         Ok(recorder) => {
@@ -164,6 +168,7 @@ pub async fn run(config: &TestConfig) -> i32 {
     let mut harness = HarnessReport {
         lateness_ms: lateness_samples.summaries(),
         cpu_seconds: Some(cpu.harness),
+        steal_percent,
         wall_seconds: started.elapsed().as_secs_f64(),
         malformed_lines: bad_lines.get(),
         seed: Some(config.seed),
@@ -433,6 +438,45 @@ fn cpu_seconds() -> CpuUse {
     }
 }
 
+/// The machine's CPU time counters (all CPUs, in clock ticks) from
+/// /proc/stat: the total, and the steal, time the hypervisor gave this
+/// virtual machine's CPUs to other guests. Steal delays the harness and the
+/// nodes alike, and no scheduling inside the machine can prevent it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct MachineTicks {
+    total: u64,
+    steal: u64,
+}
+
+impl MachineTicks {
+    /// The `cpu` line of /proc/stat: user nice system idle iowait irq
+    /// softirq steal, then guest times that user already counts.
+    fn parse(stat: &str) -> Option<MachineTicks> {
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let fields = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(|f| f.parse::<u64>().ok())
+            .collect::<Option<Vec<u64>>>()?;
+        Some(MachineTicks {
+            total: fields.iter().sum(),
+            steal: *fields.get(7)?,
+        })
+    }
+
+    /// Steal as a percentage of all CPU time since `start`.
+    fn steal_percent_since(self, start: MachineTicks) -> Option<f64> {
+        let total = self.total.checked_sub(start.total)?;
+        let steal = self.steal.checked_sub(start.steal)?;
+        (total > 0).then(|| 100.0 * steal as f64 / total as f64)
+    }
+}
+
+fn machine_ticks() -> Option<MachineTicks> {
+    MachineTicks::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
 /// The short stdout summary. `fault_lines` describe the faults injected
 /// (faults.rs).
 pub fn summary(
@@ -477,6 +521,11 @@ pub fn summary(
             h.wall_seconds,
             config.seed
         ));
+        if let Some(steal) = h.steal_percent {
+            out.push_str(&format!(
+                "machine steal       {steal:.1}% of CPU time went to other virtual machines\n"
+            ));
+        }
         if h.malformed_lines > 0 {
             out.push_str(&format!(
                 "WARNING: nodes wrote {} stdout line(s) that were not valid messages; see jepsen.log\n",
@@ -506,4 +555,30 @@ fn value_name<V: clap::ValueEnum>(v: V) -> String {
     v.to_possible_value()
         .map(|p| p.get_name().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MachineTicks;
+
+    #[test]
+    fn steal_is_a_share_of_all_cpu_time_between_two_samples() {
+        let start =
+            MachineTicks::parse("cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 50 0 25 400 5 0 2 18 0 0\n")
+                .expect("a cpu line");
+        assert_eq!(
+            start,
+            MachineTicks {
+                total: 1000,
+                steal: 35
+            }
+        );
+        let end = MachineTicks::parse("cpu  150 0 70 1500 10 0 5 135 7 0\n").expect("a cpu line");
+        let steal = end.steal_percent_since(start).expect("time passed");
+        assert!((steal - 100.0 * 100.0 / 870.0).abs() < 1e-9, "{steal}");
+        assert_eq!(start.steal_percent_since(start), None, "no time passed");
+        assert_eq!(start.steal_percent_since(end), None, "counters went back");
+        assert_eq!(MachineTicks::parse("cpu  1 2 3\n"), None, "no steal field");
+        assert_eq!(MachineTicks::parse("intr 5\n"), None);
+    }
 }

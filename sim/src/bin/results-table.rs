@@ -55,19 +55,25 @@ fn verdict(limits: Option<Limits>, figures: &RunFigures) -> String {
 }
 
 /// `late` when the harness's lateness was over its bound (the run's timing
-/// is not evidence), `ok` when it was not, `-` for results without it;
-/// then how many stdout lines the nodes wrote that could not be routed
-/// (each silenced its node for the rest of the run, as under Maelstrom).
+/// is not evidence), `ok` when it was not, `-` for results without it; the
+/// machine's steal time when it was recorded (the usual cause of `late` on
+/// a shared virtual machine); then how many stdout lines the nodes wrote
+/// that could not be routed (each silenced its node for the rest of the
+/// run, as under Maelstrom).
 fn harness_column(figures: &RunFigures) -> String {
-    let timing = match figures.lateness_exceeded {
+    let mut column = match figures.lateness_exceeded {
         Some(true) => "late",
         Some(false) => "ok",
         None => "-",
-    };
-    match figures.unroutable_lines {
-        Some(n) if n > 0 => format!("{timing}, {n} unroutable"),
-        _ => timing.to_string(),
     }
+    .to_string();
+    if let Some(steal) = figures.steal_percent {
+        column.push_str(&format!(", steal {steal:.1}%"));
+    }
+    if let Some(n) = figures.unroutable_lines.filter(|&n| n > 0) {
+        column.push_str(&format!(", {n} unroutable"));
+    }
+    column
 }
 
 fn challenge_table(runs: &[Run]) -> bool {
