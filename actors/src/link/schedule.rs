@@ -180,14 +180,17 @@ impl RoundSchedule {
         let Flush::AfterPeer { interval_ms, .. } = self.flush else {
             return;
         };
-        let flushed_since_sent = self.last_sent_at.is_some_and(|last| last >= sent)
-            || self
-                .previous_flush_instant(now, one_way_ms)
-                .is_some_and(|at| at >= sent);
+        let next = self.regular(now, one_way_ms, 1);
+        // The regular flush instant before `next`, if it has passed (one due
+        // at `now` may still take what arrives now).
+        let flush_passed_since_sent = next
+            .checked_sub(interval_ms.max(1))
+            .is_some_and(|previous| previous < now && previous >= sent);
+        let flushed_since_sent =
+            self.last_sent_at.is_some_and(|last| last >= sent) || flush_passed_since_sent;
         if !flushed_since_sent || self.expedite_at.is_some() {
             return;
         }
-        let next = self.regular(now, one_way_ms, 1);
         if next.saturating_sub(now) > interval_ms / 4 {
             self.expedite_at = Some(now + LATE_COLLECT_MS);
         }
@@ -203,15 +206,6 @@ impl RoundSchedule {
             Some(at) => regular.min(at.max(t)),
             None => regular,
         }
-    }
-
-    /// The latest regular flush instant of the rounds in effect strictly
-    /// before `now` (a flush due at `now` may still take what arrives now).
-    fn previous_flush_instant(&self, now: u64, one_way_ms: Option<u64>) -> Option<u64> {
-        let next = self.regular(now, one_way_ms, 1);
-        let interval = self.round()?.max(1);
-        let previous = next.checked_sub(interval)?;
-        (previous < now).then_some(previous)
     }
 
     /// [`RoundSchedule::align`] for items the link only relays, which may
