@@ -141,6 +141,7 @@ where
 /// Starts one NeighborGossip: how the topology manager starts its links.
 fn start_link(setup: NeighborSetup) -> (LinkHandle, LinkControl) {
     let peer = setup.peer.clone();
+    let meters_loss = setup.policy.loss_copies.is_some();
     let link = NeighborGossip::new(setup).start();
     (
         LinkHandle {
@@ -148,6 +149,7 @@ fn start_link(setup: NeighborSetup) -> (LinkHandle, LinkControl) {
             updates: link.clone().recipient(),
             gossip: link.clone().recipient(),
             holds: link.clone().recipient(),
+            meters_loss,
         },
         LinkControl {
             rounds: link.clone().recipient(),

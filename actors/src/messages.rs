@@ -109,6 +109,9 @@ pub struct LinkHandle {
     pub updates: Recipient<LocalUpdate>,
     pub gossip: Recipient<PeerGossip>,
     pub holds: Recipient<PeerHolds>,
+    /// The link sends measured copies: the store measures what its peer's
+    /// copies lose (see `link::loss`).
+    pub meters_loss: bool,
 }
 
 // --- to the TopologyManager ---
@@ -194,6 +197,9 @@ pub struct LocalUpdate {
     /// When the peer batch that brought the items was sent (the earliest,
     /// if several); None for a client's value or a new link's start.
     pub sent_at: Option<u64>,
+    /// The share of its peers' copies the node measures lost, in
+    /// thousandths (see `link::loss`).
+    pub inbound_loss_permille: u64,
 }
 
 /// A gossip message from this link's peer, after the store has merged its

@@ -84,18 +84,13 @@ impl NeighborGossip {
         while let Some(mut gossip) = self.link.poll(now) {
             gossip.inc = self.incarnation;
             gossip.term = self.term;
-            for _ in 1..self.link.copies(&gossip) {
+            for copy in self.link.wire_copies(gossip) {
                 self.out.do_send(Outbound {
                     src: self.me.clone(),
                     dest: self.link.peer().to_string(),
-                    body: OutBody::Gossip(gossip.clone()),
+                    body: OutBody::Gossip(copy),
                 });
             }
-            self.out.do_send(Outbound {
-                src: self.me.clone(),
-                dest: self.link.peer().to_string(),
-                body: OutBody::Gossip(gossip),
-            });
             if !self.link.has_more() {
                 break;
             }
@@ -218,8 +213,10 @@ impl Handler<PeerHolds> for NeighborGossip {
 impl Handler<LocalUpdate> for NeighborGossip {
     type Result = ();
 
-    /// Queues the new items and notes the digest change.
+    /// Queues the new items and notes the digest change and the node's
+    /// measured loss.
     fn handle(&mut self, msg: LocalUpdate, ctx: &mut Self::Context) {
+        self.link.set_inbound_loss(msg.inbound_loss_permille);
         self.link
             .on_local_update(self.clock.now_ms(), &msg.items, msg.digest, msg.sent_at);
         self.step(ctx);
@@ -320,6 +317,7 @@ mod tests {
             latency_hint_ms: 100,
             round: crate::link::RoundRole::Fixed,
             repair_copies: 1,
+            loss_copies: None,
             silence_ms: None,
             relay_every: 1,
         }
@@ -373,6 +371,7 @@ mod tests {
             items: items.iter().map(|&i| i.clone()).collect::<Vec<_>>().into(),
             digest: digest(items),
             sent_at: None,
+            inbound_loss_permille: 0,
         }
     }
 
@@ -459,6 +458,8 @@ mod tests {
             ts: START + 44,
             round: None,
             term: 0,
+            copy: None,
+            loss: 0,
         }));
         let next = Item::new("n2", 2, 3);
         rig.gossip.do_send(LocalUpdate {
@@ -500,6 +501,8 @@ mod tests {
             ts: START + 350,
             round: None,
             term: 0,
+            copy: None,
+            loss: 0,
         }));
         sleep(Duration::from_secs(60)).await;
         assert!(sent(&rig).await.is_empty());
@@ -516,6 +519,8 @@ mod tests {
             ts: START,
             round: None,
             term: 0,
+            copy: None,
+            loss: 0,
         }));
         sleep(Duration::from_millis(1)).await;
         // The store took it (digest only: it came from this peer), then a
@@ -524,6 +529,7 @@ mod tests {
             items: Arc::new([]),
             digest: digest(&[&theirs]),
             sent_at: None,
+            inbound_loss_permille: 0,
         });
         sleep(Duration::from_millis(10)).await;
         let mine = Item::new("n0", 1, 8);
@@ -604,6 +610,8 @@ mod tests {
                 inc: 7,
                 round: None,
                 term: 0,
+                copy: None,
+                loss: 0,
             }));
         }
         sleep(Duration::from_millis(500)).await;

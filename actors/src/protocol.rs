@@ -91,11 +91,25 @@ pub struct Gossip {
     /// found silent and replaced (absent while 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub term: u64,
+    /// Which of how many copies of one batch this is (`[i, k]`, 1 ≤ i ≤ k),
+    /// so that the receiver can count the copies lost on the way; absent
+    /// for a batch sent once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyMark>,
+    /// The share of the receiver's copies that the sender found lost on
+    /// their way to it, in thousandths (see `link::loss`); absent while 0
+    /// or unmeasured.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub loss: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
+
+/// Copy `.0` of `.1` of one batch. On the wire: `[i, k]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyMark(pub u32, pub u32);
 
 /// A round length (ms) that takes effect at a shared-clock instant (ms), so
 /// that both ends of a link move to the new rounds at the same moment. On
@@ -394,6 +408,8 @@ mod tests {
             ts: 1_700_000_000_123,
             round: None,
             term: 0,
+            copy: None,
+            loss: 0,
         };
         let line = encode_line("n1", "n2", &OutBody::Gossip(gossip.clone()), None);
         assert_eq!(
@@ -402,6 +418,29 @@ mod tests {
         );
         let back = parse_line(&line).unwrap();
         assert_eq!(back.body, Request::Gossip(gossip));
+    }
+
+    #[test]
+    fn a_marked_copy_and_a_loss_report_round_trip_and_are_absent_by_default() {
+        let gossip = Gossip {
+            inc: 3,
+            items: vec![Item::new("n0", 1, 42)],
+            digest: Digest::default(),
+            ts: 9,
+            round: None,
+            term: 0,
+            copy: Some(CopyMark(2, 3)),
+            loss: 195,
+        };
+        let line = encode_line("n1", "n2", &OutBody::Gossip(gossip.clone()), None);
+        assert!(line.contains(r#""copy":[2,3]"#), "{line}");
+        assert!(line.contains(r#""loss":195"#), "{line}");
+        assert_eq!(parse_line(&line).unwrap().body, Request::Gossip(gossip));
+        let plain = r#"{"src":"n1","dest":"n2","body":{"type":"gossip","items":[],"have":{},"ts":1,"inc":0}}"#;
+        let Request::Gossip(parsed) = parse_line(plain).unwrap().body else {
+            panic!("gossip expected");
+        };
+        assert_eq!((parsed.copy, parsed.loss), (None, 0));
     }
 
     #[test]

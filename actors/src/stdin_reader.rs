@@ -340,6 +340,8 @@ mod tests {
                 ts: 5,
                 round: None,
                 term: 0,
+                copy: None,
+                loss: 0,
             }
         );
         let terms: Vec<(String, u64)> = take(&rig.terms)

@@ -98,6 +98,8 @@ mod tests {
                     ts: i,
                     round: None,
                     term: 0,
+                    copy: None,
+                    loss: 0,
                 }),
             });
         }

@@ -21,6 +21,7 @@
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::digest::{origin_of, Item};
+use crate::link::loss::LossMeter;
 use crate::messages::{
     ClientBroadcast, ClientRead, Drain, Joined, LinkHandle, LinksChanged, LocalUpdate, Merge,
     Outbound, PeerGossip, PeerHolds,
@@ -91,6 +92,8 @@ pub struct MessageStore {
     /// Gossip that came before `init` (a peer that started first), taken
     /// once the cluster is known and the gossip can be checked.
     early: Vec<Merge>,
+    /// What the measured links' peers lose on their way here.
+    loss: LossMeter,
 }
 
 /// The most gossip messages kept from before `init`; later ones are
@@ -111,6 +114,7 @@ impl MessageStore {
             links: BTreeMap::new(),
             out,
             unpublished: Vec::new(),
+            loss: LossMeter::default(),
             unpublished_sent_at: None,
             held_acks: Vec::new(),
             held_reads: Vec::new(),
@@ -161,6 +165,7 @@ impl MessageStore {
                 items,
                 digest: self.core.digest().clone(),
                 sent_at,
+                inbound_loss_permille: self.loss.permille(),
             });
         }
     }
@@ -242,6 +247,10 @@ impl MessageStore {
         }
         let sent_at = msg.gossip.ts;
         if let Some(link) = self.links.get(&msg.from) {
+            if link.meters_loss && received.peer != PeerNews::Stale {
+                let now = self.setup.clock.now_ms();
+                self.loss.on_message(now, &msg.from, &msg.gossip);
+            }
             if let PeerNews::Restarted { catch_up } = &received.peer {
                 log::info!(
                     "{} restarted (incarnation {}); offering it {} items",
@@ -446,6 +455,7 @@ impl Handler<LinksChanged> for MessageStore {
                 items: self.core.items_for_new_link(&link.peer),
                 digest: self.core.digest().clone(),
                 sent_at: None,
+                inbound_loss_permille: self.loss.permille(),
             });
             self.links.insert(link.peer.clone(), link);
         }
@@ -492,6 +502,8 @@ mod tests {
                 inc,
                 round: None,
                 term: 0,
+                copy: None,
+                loss: 0,
             },
         }
     }
@@ -529,6 +541,7 @@ mod tests {
             updates: updates.clone().recipient(),
             gossip: gossip.clone().recipient(),
             holds: holds.clone().recipient(),
+            meters_loss: false,
         }
     }
 

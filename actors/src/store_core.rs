@@ -443,6 +443,8 @@ mod tests {
             inc,
             round: None,
             term: 0,
+            copy: None,
+            loss: 0,
         }
     }
 

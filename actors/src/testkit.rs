@@ -8,6 +8,7 @@
 
 use crate::arrivals::ArrivalSpread;
 use crate::digest::Digest;
+use crate::link::loss::LossMeter;
 use crate::link::{Flush, Link, LinkPolicy};
 use crate::protocol::Gossip;
 use crate::store_core::{NewItems, StoreCore};
@@ -32,6 +33,8 @@ pub struct SimNode {
     /// For a node with after-peer links (a star hub), as its TopologyManager
     /// keeps it.
     pub arrivals: Option<ArrivalSpread>,
+    /// What its measured links' peers lose, as its MessageStore keeps it.
+    pub loss: LossMeter,
 }
 
 impl SimNode {
@@ -59,6 +62,7 @@ impl SimNode {
     /// Hands new items to every link, as the MessageStore does.
     fn publish(&mut self, now: u64, new: &NewItems, sent_at: Option<u64>) {
         for (peer, link) in self.links.iter_mut() {
+            link.set_inbound_loss(self.loss.permille());
             link.on_local_update(now, &new.items_for(peer), new.digest().clone(), sent_at);
         }
     }
@@ -164,6 +168,7 @@ impl Cluster {
                     store,
                     links,
                     arrivals,
+                    loss: LossMeter::default(),
                 };
                 (id.to_string(), node)
             })
@@ -214,6 +219,9 @@ impl Cluster {
         let n = self.nodes.get_mut(&t.to).expect("known node");
         let new = n.store.merge(&t.from, &t.msg.items);
         if let Some(link) = n.links.get_mut(&t.from) {
+            if link.policy().loss_copies.is_some() {
+                n.loss.on_message(now, &t.from, &t.msg);
+            }
             link.on_peer_message(now, &t.msg);
         }
         n.note_arrival(now, &t.from, t.msg.ts);
@@ -237,7 +245,6 @@ impl Cluster {
         for (id, node) in self.nodes.iter_mut() {
             for (peer, link) in node.links.iter_mut() {
                 let Some(msg) = link.poll(now) else { continue };
-                let copies = link.copies(&msg);
                 let acked = self.acked.get(&(id.clone(), peer.clone()));
                 for item in &msg.items {
                     if acked.is_some_and(|d| d.covers(&item.origin, item.seq)) {
@@ -249,7 +256,7 @@ impl Cluster {
                         });
                     }
                 }
-                for _ in 0..copies {
+                for copy in link.wire_copies(msg) {
                     let extra = self.jitter.as_mut().map_or(0, Jitter::draw);
                     let mut at = now + latency + extra;
                     if let Some(p) = self.paused.as_ref().filter(|p| &p.node == peer) {
@@ -263,7 +270,7 @@ impl Cluster {
                         from: id.clone(),
                         to: peer.clone(),
                         at: *due,
-                        msg: msg.clone(),
+                        msg: copy,
                     };
                     self.log.push(transit.clone());
                     self.in_transit.push(transit);

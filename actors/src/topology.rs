@@ -567,6 +567,7 @@ mod tests {
             items: std::sync::Arc::new([crate::digest::Item::new("n0", value, value as i64)]),
             digest: std::sync::Arc::new(digest),
             sent_at: None,
+            inbound_loss_permille: 0,
         }
     }
 
@@ -641,6 +642,8 @@ mod tests {
             ts,
             round,
             term: 0,
+            copy: None,
+            loss: 0,
         }
     }
 

@@ -124,6 +124,8 @@ mod tests {
             ts: 0,
             round: None,
             term: 0,
+            copy: None,
+            loss: 0,
         }
     }
 

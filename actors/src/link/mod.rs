@@ -19,16 +19,18 @@
 
 pub mod acks;
 pub mod delay;
+pub mod loss;
 pub mod outbox;
 pub mod policy;
 pub mod rto;
 pub mod schedule;
 
+pub use loss::LossCopies;
 pub use policy::{Eager, Flush, LinkPolicy, RoundRole, RtoBounds};
 pub use schedule::{align_up, RoundSchedule};
 
 use crate::digest::{origin_node, Digest, Item};
-use crate::protocol::{Gossip, RoundChange};
+use crate::protocol::{CopyMark, Gossip, RoundChange};
 use acks::Acks;
 use delay::OneWayDelay;
 use outbox::Outbox;
@@ -104,6 +106,11 @@ pub struct Link {
     /// The last batch was full and more items are due: the next goes at
     /// once, not at the next round.
     more_due: bool,
+    /// The share of its peers' copies this node measures lost (see
+    /// [`loss`]), told to the peer if the link sends measured copies.
+    inbound_loss_permille: u64,
+    /// The share of our copies the peer last said it lost, in thousandths.
+    peer_loss_permille: u64,
 }
 
 /// How long after its start a link that reports its digest and has sent
@@ -138,6 +145,8 @@ impl Link {
             now: 0,
             repair_until: None,
             more_due: false,
+            inbound_loss_permille: 0,
+            peer_loss_permille: 0,
         }
     }
 
@@ -229,6 +238,12 @@ impl Link {
         self.acks.on_local_digest(now, digest);
     }
 
+    /// The share of its peers' copies the node measures lost, in
+    /// thousandths (see [`loss::LossMeter`]).
+    pub fn set_inbound_loss(&mut self, permille: u64) {
+        self.inbound_loss_permille = permille;
+    }
+
     /// The node's arrival estimate for an after-peer link (see
     /// [`RoundSchedule::set_flush_offset`]).
     pub fn set_flush_offset(&mut self, offset_ms: u64) {
@@ -244,6 +259,7 @@ impl Link {
         self.heard_at = Some(now);
         self.one_way.on_message(now, msg.ts);
         self.acks.on_peer_message(now, msg);
+        self.peer_loss_permille = msg.loss;
         if let Some(sample) = self.outbox.drop_acknowledged(now, self.acks.peer_holds()) {
             self.rto.on_sample(sample);
         }
@@ -318,6 +334,11 @@ impl Link {
             round: self.schedule.announcement(),
             // So is the node's hub term.
             term: 0,
+            copy: None,
+            loss: match self.policy.loss_copies {
+                Some(_) => self.inbound_loss_permille,
+                None => 0,
+            },
         })
     }
 
@@ -374,16 +395,39 @@ impl Link {
         self.more_due
     }
 
-    /// How many copies of a message just polled to send: the policy's
-    /// repair copies in repair mode, for a message with items, unless the
-    /// peer is gone (a probe needs no copies).
+    /// How many copies of a message just polled to send, if it has items
+    /// and the peer is not gone (a probe needs no copies): the policy's
+    /// repair copies in repair mode, and at least as many as the loss the
+    /// peer measures calls for.
     pub fn copies(&self, msg: &Gossip) -> usize {
         let gone = self.gone_from().is_some_and(|from| from <= msg.ts);
-        if self.repairing() && !gone && !msg.items.is_empty() {
-            self.policy.repair_copies.max(1)
-        } else {
-            1
+        if gone || msg.items.is_empty() {
+            return 1;
         }
+        let repair = match self.repairing() {
+            true => self.policy.repair_copies,
+            false => 1,
+        };
+        let measured = self
+            .policy
+            .loss_copies
+            .map_or(1, |c| c.copies(self.peer_loss_permille));
+        repair.max(measured).max(1)
+    }
+
+    /// The message just polled as it goes on the wire: in [`Link::copies`]
+    /// copies, each marked with its index when there are several.
+    pub fn wire_copies(&self, msg: Gossip) -> Vec<Gossip> {
+        let copies = self.copies(&msg);
+        if copies == 1 {
+            return vec![msg];
+        }
+        (1..=copies)
+            .map(|i| Gossip {
+                copy: Some(CopyMark(i as u32, copies as u32)),
+                ..msg.clone()
+            })
+            .collect()
     }
 
     /// Since when the peer has been silent while it owes this link an
@@ -443,6 +487,7 @@ mod tests {
             latency_hint_ms: 100,
             round: RoundRole::Fixed,
             repair_copies: 1,
+            loss_copies: None,
             silence_ms: None,
             relay_every: 1,
         }
@@ -464,7 +509,84 @@ mod tests {
             ts,
             round: None,
             term: 0,
+            copy: None,
+            loss: 0,
         }
+    }
+
+    /// A fanout-style link: fire and forget, sent at once, copies chosen
+    /// from the loss its peer reports.
+    fn measured(max: usize) -> LinkPolicy {
+        LinkPolicy {
+            eager: Eager::Own,
+            reliable: false,
+            report_digest_after_ms: None,
+            flush: Flush::Immediate,
+            loss_copies: Some(LossCopies {
+                max,
+                residual_ppm: 20_000,
+            }),
+            ..reliable(Flush::Immediate)
+        }
+    }
+
+    #[test]
+    fn a_measured_link_sends_the_copies_its_peers_reported_loss_calls_for() {
+        let mut link = Link::new("n0", "n1", measured(4));
+        link.set_inbound_loss(150);
+        let send = |link: &mut Link, at: u64, seq: u64| {
+            let items = [Item::new("n0", seq, seq as i64)];
+            link.on_local_update(at, &items, digest_of(&items), None);
+            let msg = link.poll(at).expect("sent at once");
+            link.wire_copies(msg)
+        };
+        let once = send(&mut link, 1_000, 1);
+        assert_eq!(once.len(), 1, "nothing reported lost yet");
+        assert_eq!(once[0].copy, None);
+        assert_eq!(once[0].loss, 150, "tells the peer what this node loses");
+        // The peer reports a fifth of our copies lost: 0.2^3 ≤ 2%.
+        let report = Gossip {
+            loss: 200,
+            ..ack(&Arc::new(Digest::default()), 1_050)
+        };
+        link.on_peer_message(1_100, &report);
+        let copies = send(&mut link, 1_200, 2);
+        let marks: Vec<_> = copies.iter().map(|m| m.copy).collect();
+        assert_eq!(
+            marks,
+            [1, 2, 3].map(|i| Some(CopyMark(i, 3))),
+            "three copies, each marked"
+        );
+        assert!(copies.iter().all(|m| m.items == copies[0].items));
+        // Loss beyond what the cap covers: the cap.
+        link.on_peer_message(
+            1_300,
+            &Gossip {
+                loss: 900,
+                ..report.clone()
+            },
+        );
+        assert_eq!(send(&mut link, 1_400, 3).len(), 4);
+        link.on_peer_message(1_500, &Gossip { loss: 0, ..report });
+        assert_eq!(send(&mut link, 1_600, 4).len(), 1);
+    }
+
+    #[test]
+    fn a_link_without_measured_copies_neither_reports_loss_nor_copies_on_it() {
+        let mut link = Link::new("n0", "n1", reliable(Flush::Immediate));
+        link.set_inbound_loss(150);
+        link.on_peer_message(
+            1_000,
+            &Gossip {
+                loss: 500,
+                ..ack(&Arc::new(Digest::default()), 950)
+            },
+        );
+        let items = [Item::new("n0", 1, 1)];
+        link.on_local_update(1_100, &items, digest_of(&items), None);
+        let msg = link.poll(1_100).expect("sent at once");
+        assert_eq!(msg.loss, 0);
+        assert_eq!(link.wire_copies(msg).len(), 1);
     }
 
     #[test]
@@ -692,6 +814,8 @@ mod tests {
             ts: 0,
             round: None,
             term: 0,
+            copy: None,
+            loss: 0,
         };
         link.on_peer_message(10, &peer_msg);
         link.on_local_update(10, &[], digest_of(std::slice::from_ref(&theirs)), None);

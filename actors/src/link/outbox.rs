@@ -406,6 +406,7 @@ mod tests {
             latency_hint_ms: 100,
             round: RoundRole::Fixed,
             repair_copies: 1,
+            loss_copies: None,
             silence_ms: None,
             relay_every: 1,
         }

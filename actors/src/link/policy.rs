@@ -3,6 +3,8 @@
 //! and never changes it (the rounds in effect live in its
 //! [`RoundSchedule`](super::RoundSchedule)).
 
+use super::loss::LossCopies;
+
 /// Which new items a link sends at its next flush.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Eager {
@@ -75,6 +77,10 @@ pub struct LinkPolicy {
     /// mode (after a loss), where one lost batch costs the peer a round or
     /// more (1: no extra copies).
     pub repair_copies: usize,
+    /// Copies chosen from the loss the peer measures on what reaches it
+    /// (see [`super::loss`]), whatever the repair mode; `None`: the peer
+    /// does not measure and every batch goes once outside repair mode.
+    pub loss_copies: Option<LossCopies>,
     /// How long the peer may answer nothing while items are in flight
     /// before the link takes it for gone (crashed, paused, cut off): it then
     /// stops sending it rounds and only probes it, with everything due, at
