@@ -1005,4 +1005,54 @@ mod tests {
             "not what n2 sent itself"
         );
     }
+
+    /// Batches 1..=20 of `from`'s own values, 100 ms apart, each sent in
+    /// two copies of which only the first arrives.
+    fn half_lost_batches(from: &str) -> Vec<Merge> {
+        (1..=20u64)
+            .map(|seq| {
+                let mut msg = gossip(from, 1, vec![Item::new(format!("{from}@1"), seq, 0)], &[]);
+                msg.gossip.ts = seq * 100;
+                msg.gossip.copy = Some(crate::protocol::CopyMark(1, 2));
+                msg
+            })
+            .collect()
+    }
+
+    #[actix::test]
+    async fn the_loss_its_measured_links_peers_see_goes_to_every_link() {
+        let rig = Rig::new(&["n1", "n2"]).await;
+        // n1's link sends measured copies, n2's does not.
+        let metered = LinkHandle {
+            meters_loss: true,
+            ..handle("n1", &rig.links["n1"], &rig.gossip, &rig.holds)
+        };
+        rig.store.do_send(LinksChanged {
+            added: vec![metered],
+            removed: vec![],
+        });
+        for msg in half_lost_batches("n2") {
+            rig.store.do_send(msg);
+        }
+        rig.store.do_send(ClientBroadcast {
+            reply_to: reply_to(1),
+            value: 5,
+        });
+        rig.settle().await;
+        let before = take(&rig.links["n1"]).await;
+        assert_eq!(before.last().map(|u| u.inbound_loss_permille), Some(0));
+        for msg in half_lost_batches("n1") {
+            rig.store.do_send(msg);
+        }
+        rig.store.do_send(ClientBroadcast {
+            reply_to: reply_to(2),
+            value: 6,
+        });
+        rig.settle().await;
+        for peer in ["n1", "n2"] {
+            let last = take(&rig.links[peer]).await.pop().expect("an update");
+            // 19 batches closed, 19 of their 38 copies lost.
+            assert_eq!(last.inbound_loss_permille, 500, "{peer}");
+        }
+    }
 }
