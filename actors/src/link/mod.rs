@@ -61,6 +61,11 @@ pub struct LinkStats {
     pub sent_msgs: u64,
     pub resent_items: u64,
     pub received_msgs: u64,
+    /// How many copies a batch with items would go in now.
+    pub copies: usize,
+    /// The share of this link's copies the peer last said it lost, in
+    /// thousandths (fanout's direct links; 0 elsewhere).
+    pub peer_loss_permille: u64,
 }
 
 impl fmt::Display for LinkStats {
@@ -68,7 +73,8 @@ impl fmt::Display for LinkStats {
         write!(
             f,
             "waiting={} lazy={} in_flight={} batches_in_flight={} oldest_unacked_ms={} \
-             rto_ms={} sent_msgs={} resent_items={} received_msgs={}",
+             rto_ms={} sent_msgs={} resent_items={} received_msgs={} copies={} \
+             peer_loss_permille={}",
             self.waiting,
             self.lazy,
             self.in_flight,
@@ -77,7 +83,9 @@ impl fmt::Display for LinkStats {
             self.rto_ms,
             self.sent_msgs,
             self.resent_items,
-            self.received_msgs
+            self.received_msgs,
+            self.copies,
+            self.peer_loss_permille
         )
     }
 }
@@ -400,8 +408,15 @@ impl Link {
     /// repair copies in repair mode, and at least as many as the loss the
     /// peer measures calls for.
     pub fn copies(&self, msg: &Gossip) -> usize {
-        let gone = self.gone_from().is_some_and(|from| from <= msg.ts);
-        if gone || msg.items.is_empty() {
+        match msg.items.is_empty() {
+            true => 1,
+            false => self.batch_copies(msg.ts),
+        }
+    }
+
+    /// How many copies a batch with items sent at `at` goes in.
+    fn batch_copies(&self, at: u64) -> usize {
+        if self.gone_from().is_some_and(|from| from <= at) {
             return 1;
         }
         let repair = match self.repairing() {
@@ -460,6 +475,8 @@ impl Link {
             sent_msgs: self.sent_msgs,
             resent_items: self.resent_items,
             received_msgs: self.received_msgs,
+            copies: self.batch_copies(now),
+            peer_loss_permille: self.peer_loss_permille,
         }
     }
 }
@@ -557,6 +574,8 @@ mod tests {
             [1, 2, 3].map(|i| Some(CopyMark(i, 3))),
             "three copies, each marked"
         );
+        let stats = link.stats(1_250);
+        assert_eq!((stats.copies, stats.peer_loss_permille), (3, 200));
         assert!(copies.iter().all(|m| m.items == copies[0].items));
         // Loss beyond what the cap covers: the cap.
         link.on_peer_message(
