@@ -308,10 +308,12 @@ fn backlog_trace_lines_show_an_unacknowledged_value() {
         keys,
         [
             "batches_in_flight",
+            "copies",
             "in_flight",
             "lazy",
             "oldest_unacked_ms",
             "peer",
+            "peer_loss_permille",
             "received_msgs",
             "resent_items",
             "rto_ms",
@@ -323,6 +325,7 @@ fn backlog_trace_lines_show_an_unacknowledged_value() {
     assert_eq!(last["peer"], "n0");
     assert_eq!(last["in_flight"], "1");
     assert_eq!(last["waiting"], "0");
+    assert_eq!(last["copies"], "1");
     let age: u64 = last["oldest_unacked_ms"].parse().unwrap();
     assert!(
         age >= 250,
