@@ -45,7 +45,13 @@ const MIN_COPIES: f64 = 10.0;
 /// later one) before it counts as lost.
 pub const GAP_GRACE_MS: u64 = 500;
 /// At most this many missing batches are counted from one gap.
-const MAX_GAP: u64 = 64;
+const MAX_GAP: u64 = 8;
+/// A gap whose next batch was sent this long after the peer's previous
+/// batch that arrived is an outage (a partition, a paused or restarted
+/// process), not random loss: copies cannot help against it, so it does
+/// not count. A peer sending a batch every half second under random loss
+/// goes this long between arrivals a few percent of the time.
+pub const OUTAGE_MS: u64 = 2_000;
 /// The most copies a mark may claim.
 const MAX_MARKED_COPIES: u32 = 16;
 
@@ -78,6 +84,8 @@ struct PeerBatches {
     high: Option<(String, u64)>,
     open: Option<OpenBatch>,
     gaps: Vec<Gap>,
+    /// When the peer sent its latest new batch that arrived (its clock).
+    last_ts: Option<u64>,
 }
 
 /// The node's measure of the share of its peers' copies lost on their way
@@ -173,6 +181,7 @@ impl PeerBatches {
             _ => {
                 self.gaps.clear();
                 self.open = None;
+                self.last_ts = None;
                 lowest.saturating_sub(1)
             }
         };
@@ -187,13 +196,21 @@ impl PeerBatches {
         if let Some(open) = self.open.take() {
             counted.push((open.copies, open.arrived.count_ones()));
         }
-        for seq in (high + 1..lowest).take(MAX_GAP as usize) {
-            self.gaps.push(Gap {
-                seq,
-                copies,
-                shown_by_ts: msg.ts,
-                shown_at: now,
-            });
+        let outage = self
+            .last_ts
+            .is_some_and(|last| msg.ts.saturating_sub(last) > OUTAGE_MS);
+        self.last_ts = Some(msg.ts);
+        if outage {
+            self.gaps.clear();
+        } else {
+            for seq in (high + 1..lowest).take(MAX_GAP as usize) {
+                self.gaps.push(Gap {
+                    seq,
+                    copies,
+                    shown_by_ts: msg.ts,
+                    shown_at: now,
+                });
+            }
         }
         self.open = Some(OpenBatch {
             ts: msg.ts,
@@ -331,6 +348,21 @@ mod tests {
         meter.on_message(400, "n1", &batch(300, &[3], None));
         meter.on_message(500, "n1", &batch(400, &[2], None));
         meter.on_message(1_500, "n1", &batch(1_400, &[4], None));
+        assert!(meter.permille() > 0);
+    }
+
+    #[test]
+    fn an_outage_is_not_loss() {
+        let mut meter = LossMeter::default();
+        feed(&mut meter, 20, 1, |_, _| true);
+        // Nothing arrives for 10 s (a partition), then batches go on.
+        for seq in 120..=140u64 {
+            meter.on_message(seq * 100 + 100, "n1", &batch(seq * 100, &[seq], None));
+        }
+        assert_eq!(meter.permille(), 0);
+        // A gap over a short time is loss (counted up to MAX_GAP).
+        meter.on_message(15_000, "n1", &batch(14_900, &[160], None));
+        meter.on_message(16_000, "n1", &batch(15_900, &[161], None));
         assert!(meter.permille() > 0);
     }
 
