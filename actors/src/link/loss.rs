@@ -43,7 +43,7 @@ const DECAY: f64 = 255.0 / 256.0;
 const MIN_COPIES: f64 = 10.0;
 /// How long after a gap showed a batch may still arrive (overtaken by a
 /// later one) before it counts as lost.
-pub const GAP_GRACE_MS: u64 = 500;
+pub const GAP_GRACE_MS: u64 = 200;
 /// At most this many missing batches are counted from one gap.
 const MAX_GAP: u64 = 8;
 /// A gap whose next batch was sent this long after the peer's previous

@@ -910,7 +910,7 @@ mod tests {
     }
 
     #[test]
-    fn lazy_items_are_repaired_after_the_grace_only_if_the_peer_lacks_them() {
+    fn lazy_items_are_repaired_only_if_the_peer_lacks_them_after_the_grace_or_a_hop() {
         let policy = LinkPolicy {
             eager: Eager::Own,
             lazy_grace_ms: Some(1000),
@@ -925,14 +925,24 @@ mod tests {
         let msg = link.poll(50).expect("digest");
         assert!(msg.items.is_empty());
         assert_eq!(link.stats(50).lazy, 2);
-        // The leaf reports that it got a1 directly from its origin.
-        link.on_peer_message(600, &ack(&digest_of(std::slice::from_ref(&from_a1)), 600));
-        assert_eq!(link.next_deadline(), Some(1000));
-        let repair = link.poll(1000).expect("repair");
+        // The leaf reports that it got a1 directly from its origin, in a
+        // message sent too soon to tell whether a2 missed the hop.
+        link.on_peer_message(60, &ack(&digest_of(std::slice::from_ref(&from_a1)), 60));
+        assert_eq!(link.next_deadline(), Some(1000), "the grace");
+        // A later one still lacks a2: it goes at once.
+        link.on_peer_message(600, &ack(&digest_of(std::slice::from_ref(&from_a1)), 590));
+        assert!(link.next_deadline().is_some_and(|at| at <= 600));
+        let repair = link.poll(600).expect("repair");
         assert_eq!(repair.items, vec![from_a2.clone()]);
-        assert_eq!(link.stats(1000).in_flight, 1, "repairs are reliable");
-        link.on_peer_message(1200, &ack(&digest_of(&items), 1200));
+        assert_eq!(link.stats(600).in_flight, 1, "repairs are reliable");
+        link.on_peer_message(800, &ack(&digest_of(&items), 800));
         assert!(link.is_idle());
+        // Without a later digest, a lazy item goes at the grace.
+        let from_a3 = [Item::new("a", 3, 13)];
+        link.on_local_update(900, &from_a3, digest_of(&from_a3), None);
+        let owed = link.poll(950).expect("the owed digest");
+        assert!(owed.items.is_empty());
+        assert_eq!(link.next_deadline(), Some(1900));
     }
 
     #[test]

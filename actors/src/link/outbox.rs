@@ -211,7 +211,8 @@ impl Outbox {
 
     /// In-flight items that the peer's digest in a message it sent at
     /// `peer_sent` still lacks, although they were sent at least
-    /// `transit_ms` before: lost, due again from `now`.
+    /// `transit_ms` before: lost, due again from `now`. Lazy items it lacks
+    /// [`CONFIRM_MARGIN_MS`] after they came here are due at once too.
     pub fn mark_lost(
         &mut self,
         now: u64,
@@ -247,6 +248,23 @@ impl Outbox {
             if let Some((value, sent)) = self.watched.remove(&key) {
                 self.waiting.insert(key, Waiting { value, since: now });
                 count(sent);
+            }
+        }
+        // A lazy item came here in one hop, as it should have reached the
+        // peer: a digest sent well after that which still lacks it needs
+        // no grace to show that the peer missed it. Not this link's loss.
+        let missed: Vec<ItemKey> = self
+            .lazy
+            .iter()
+            .filter(|((origin, seq), w)| {
+                w.since.saturating_add(CONFIRM_MARGIN_MS) <= peer_sent
+                    && !peer_holds.covers(origin, *seq)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in missed {
+            if let Some(w) = self.lazy.remove(&key) {
+                self.waiting.insert(key, w);
             }
         }
         losses
@@ -442,6 +460,31 @@ mod tests {
         let mut lazy_only = Outbox::new("n0".into(), &policy(Eager::Nothing, Some(500), false));
         lazy_only.offer(10, &own, &nothing);
         assert_eq!(lazy_only.due(300), Some(510), "the lazy item's grace");
+    }
+
+    #[test]
+    fn a_lazy_item_a_later_peer_digest_lacks_goes_before_its_grace() {
+        // The fanout hub: a leaf's value (n2's) lies lazy for its grace,
+        // as n1 should get it from n2 directly.
+        let a = Item::new("n2", 1, 1);
+        let b = Item::new("n2", 2, 2);
+        let nothing = Digest::default();
+        let mut outbox = Outbox::new("n0".into(), &policy(Eager::Own, Some(3_000), true));
+        outbox.offer(1_000, &a, &nothing);
+        outbox.offer(1_000, &b, &nothing);
+        // A digest n1 sent before the margin was up says nothing yet.
+        outbox.mark_lost(1_150, 1_000 + CONFIRM_MARGIN_MS - 1, 100, &nothing);
+        assert_eq!(outbox.due(300), Some(4_000), "the grace");
+        // One sent after it holds a but lacks b: b missed the hop.
+        outbox.drop_acknowledged(1_250, &holds(&[&a]));
+        let losses = outbox.mark_lost(1_250, 1_000 + CONFIRM_MARGIN_MS, 100, &holds(&[&a]));
+        assert_eq!(losses, Losses::default(), "not this link's loss");
+        assert_eq!(outbox.due(300), Some(1_000));
+        assert_eq!(
+            outbox.take_batch(1_250, 300).items,
+            std::slice::from_ref(&b)
+        );
+        assert_eq!(outbox.backlog().lazy, 0, "a was acknowledged");
     }
 
     #[test]
