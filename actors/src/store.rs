@@ -1019,6 +1019,19 @@ mod tests {
             .collect()
     }
 
+    /// `from`'s half-lost batches, then a client's `value`, which the
+    /// store hands to every link with the loss it measures.
+    async fn half_lost_then_a_broadcast(rig: &Rig, from: &str, value: i64) {
+        for msg in half_lost_batches(from) {
+            rig.store.do_send(msg);
+        }
+        rig.store.do_send(ClientBroadcast {
+            reply_to: reply_to(value as u64),
+            value,
+        });
+        rig.settle().await;
+    }
+
     #[actix::test]
     async fn the_loss_its_measured_links_peers_see_goes_to_every_link() {
         let rig = Rig::new(&["n1", "n2"]).await;
@@ -1031,24 +1044,11 @@ mod tests {
             added: vec![metered],
             removed: vec![],
         });
-        for msg in half_lost_batches("n2") {
-            rig.store.do_send(msg);
-        }
-        rig.store.do_send(ClientBroadcast {
-            reply_to: reply_to(1),
-            value: 5,
-        });
-        rig.settle().await;
+        // n2's lost copies do not count.
+        half_lost_then_a_broadcast(&rig, "n2", 5).await;
         let before = take(&rig.links["n1"]).await;
         assert_eq!(before.last().map(|u| u.inbound_loss_permille), Some(0));
-        for msg in half_lost_batches("n1") {
-            rig.store.do_send(msg);
-        }
-        rig.store.do_send(ClientBroadcast {
-            reply_to: reply_to(2),
-            value: 6,
-        });
-        rig.settle().await;
+        half_lost_then_a_broadcast(&rig, "n1", 6).await;
         for peer in ["n1", "n2"] {
             let last = take(&rig.links[peer]).await.pop().expect("an update");
             // 19 batches closed, 19 of their 38 copies lost.
