@@ -21,7 +21,8 @@
 //! * [`link`]: one link, in parts: [`link::outbox`] (which items, what goes
 //!   into a batch), [`link::acks`] (digests both ways), [`link::schedule`]
 //!   (when the link may send, round changes), [`link::rto`],
-//!   [`link::delay`], [`link::policy`].
+//!   [`link::delay`], [`link::policy`], [`link::loss`] (the loss the node
+//!   measures on fanout's direct links, and the copies it calls for).
 //! * [`arrivals`]: when a star hub flushes: the spread of the leaves' round
 //!   batches as they arrive.
 //! * [`autotune`]: the auto-tuning planner (round changes, one overlay

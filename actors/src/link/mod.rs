@@ -16,6 +16,8 @@
 //!   send.
 //! * [`rto`]: the retransmission timeout.
 //! * [`delay`]: measured one-way delays from the peer.
+//! * [`loss`]: the copies a measured link sends for the loss its peer
+//!   reports (the node's measure, kept by the store, lives there too).
 
 pub mod acks;
 pub mod delay;
