@@ -87,7 +87,7 @@ impl ArrivalSpread {
     }
 
     /// How long after the leaves' round instant the hub flushes: the
-    /// latest arrival of all but the [`ROUNDS_EXCEEDING`] worst of the
+    /// latest arrival of all but the `ROUNDS_EXCEEDING` worst of the
     /// kept rounds (the worst of all while fewer rounds are known), plus
     /// the linger. None before any arrival.
     pub fn flush_offset(&self) -> Option<u64> {

@@ -2,7 +2,7 @@
 //! [`Link`] state, turns mailbox messages and one timer into calls on it,
 //! sends what it says to send, and traces the link's backlog. A star
 //! leaf's link to its hub also watches for the hub's silence (see
-//! [`SilenceWatch`]).
+//! `SilenceWatch`).
 //!
 //! Backlog trace (log target `backlog`, level info), one line per link every
 //! trace interval while the link holds items or its counters moved since the

@@ -415,7 +415,7 @@ impl Handler<ClientRead> for MessageStore {
 impl Handler<Merge> for MessageStore {
     type Result = ();
 
-    /// Takes a peer's message (see [`MessageStore::take_gossip`]); before
+    /// Takes a peer's message (see `MessageStore::take_gossip`); before
     /// `init`, keeps it for later.
     fn handle(&mut self, msg: Merge, ctx: &mut Self::Context) {
         if self.core.joined() {
