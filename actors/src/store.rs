@@ -151,6 +151,7 @@ impl MessageStore {
         let sent_at = self.unpublished_sent_at.take();
         let all: Arc<[Item]> = unpublished.iter().map(|(item, _)| item.clone()).collect();
         let from_clients_only = unpublished.iter().all(|(_, from)| from.is_none());
+        let inbound_loss_permille = self.loss.permille();
         for (peer, link) in &self.links {
             let items = if from_clients_only {
                 all.clone()
@@ -165,7 +166,7 @@ impl MessageStore {
                 items,
                 digest: self.core.digest().clone(),
                 sent_at,
-                inbound_loss_permille: self.loss.permille(),
+                inbound_loss_permille,
             });
         }
     }

@@ -43,14 +43,14 @@ const DECAY: f64 = 255.0 / 256.0;
 const MIN_COPIES: f64 = 10.0;
 /// How long after a gap showed a batch may still arrive (overtaken by a
 /// later one) before it counts as lost.
-pub const GAP_GRACE_MS: u64 = 200;
+const GAP_GRACE_MS: u64 = 200;
 /// A gap of more consecutive batches than this is an outage (a partition,
 /// a paused or restarted process), not random loss: copies cannot help
 /// against it, so it does not count. Five or more batches in a row are
 /// lost at random rarely (p^5: 0.2% at 30% loss with one copy), while an
 /// outage takes every batch of its seconds. Counted in batches, not in
 /// time, because a quiet peer's batches are seconds apart anyway.
-pub const OUTAGE_GAP: u64 = 4;
+const OUTAGE_GAP: u64 = 4;
 /// The most copies a mark may claim.
 const MAX_MARKED_COPIES: u32 = 16;
 
@@ -99,12 +99,12 @@ impl LossMeter {
     /// A message from `peer` (on a measured link) arrived at `now`.
     pub fn on_message(&mut self, now: u64, peer: &str, msg: &Gossip) {
         self.settle(now);
-        let mut counted = Vec::new();
-        self.peers
+        let closed = self
+            .peers
             .entry(peer.to_string())
             .or_default()
-            .on_message(now, peer, msg, &mut counted);
-        for (copies, arrived) in counted {
+            .on_message(now, peer, msg);
+        if let Some((copies, arrived)) = closed {
             self.count(copies, arrived);
         }
     }
@@ -141,9 +141,9 @@ impl LossMeter {
 }
 
 impl PeerBatches {
-    /// Takes one message; pushes (copies sent, copies arrived) of each
-    /// batch it closes to `counted`.
-    fn on_message(&mut self, now: u64, peer: &str, msg: &Gossip, counted: &mut Vec<(u32, u32)>) {
+    /// Takes one message; returns (copies sent, copies arrived) of the
+    /// batch it closes, if any.
+    fn on_message(&mut self, now: u64, peer: &str, msg: &Gossip) -> Option<(u32, u32)> {
         let (index, copies) = match msg.copy {
             Some(mark) if mark.0 >= 1 && mark.0 <= mark.1 && mark.1 <= MAX_MARKED_COPIES => {
                 (mark.0, mark.1)
@@ -157,15 +157,13 @@ impl PeerBatches {
             .filter(|o| o.ts == msg.ts && o.inc == msg.inc)
         {
             open.arrived |= bit;
-            return;
+            return None;
         }
         let own = msg
             .items
             .iter()
             .filter(|item| origin_node(&item.origin) == peer);
-        let Some(newest) = own.clone().max_by_key(|item| item.seq) else {
-            return;
-        };
+        let newest = own.clone().max_by_key(|item| item.seq)?;
         let origin = &newest.origin;
         let lowest = own
             .filter(|item| &item.origin == origin)
@@ -187,11 +185,12 @@ impl PeerBatches {
             self.gaps.retain(|gap| {
                 !(gap.seq >= lowest && gap.seq <= newest.seq && msg.ts < gap.shown_by_ts)
             });
-            return;
+            return None;
         }
-        if let Some(open) = self.open.take() {
-            counted.push((open.copies, open.arrived.count_ones()));
-        }
+        let closed = self
+            .open
+            .take()
+            .map(|open| (open.copies, open.arrived.count_ones()));
         if lowest - high - 1 > OUTAGE_GAP {
             self.gaps.clear();
         } else {
@@ -211,6 +210,7 @@ impl PeerBatches {
             arrived: bit,
         });
         self.high = Some((origin.clone(), newest.seq));
+        closed
     }
 }
 
