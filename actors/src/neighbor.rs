@@ -320,6 +320,7 @@ mod tests {
             loss_copies: None,
             silence_ms: None,
             relay_every: 1,
+            lossy: None,
         }
     }
 

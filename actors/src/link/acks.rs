@@ -22,6 +22,9 @@ pub struct Acks {
     /// How long an owed digest may wait for a batch to ride on; `None`:
     /// never owe one.
     report_after_ms: Option<u64>,
+    /// How long an acknowledgement of items the peer sent may wait, if
+    /// shorter than `report_after_ms` (see [`crate::link::LossyTiming`]).
+    ack_items_after_ms: Option<u64>,
     /// When the link's first message is due if nothing else went first: it
     /// tells the peer this process's incarnation (a restarted node's peers
     /// learn from it that it holds only what its digest shows).
@@ -36,6 +39,7 @@ impl Acks {
             owed_since: None,
             items_owed_since: None,
             report_after_ms,
+            ack_items_after_ms: None,
             hello_due: None,
         }
     }
@@ -58,6 +62,14 @@ impl Acks {
             self.owed_since.get_or_insert(now);
         }
         self.ours = digest;
+    }
+
+    /// How long an owed digest, and an acknowledgement of the peer's items,
+    /// may wait from now on (the link's timing changed; see
+    /// [`crate::link::LossyTiming`]).
+    pub fn set_holds(&mut self, report_after_ms: Option<u64>, ack_items_after_ms: Option<u64>) {
+        self.report_after_ms = report_after_ms;
+        self.ack_items_after_ms = ack_items_after_ms;
     }
 
     /// Learns what the peer holds from its message.
@@ -91,7 +103,11 @@ impl Acks {
             .owed_since
             .zip(self.report_after_ms)
             .map(|(since, after)| since.saturating_add(after));
-        owed.into_iter().chain(self.hello_due).min()
+        let items = self
+            .items_owed_since
+            .zip(self.ack_items_after_ms)
+            .map(|(since, after)| since.saturating_add(after));
+        [owed, items, self.hello_due].into_iter().flatten().min()
     }
 
     /// A message goes out: it carries our digest, which settles the debt.

@@ -28,7 +28,7 @@ pub mod rto;
 pub mod schedule;
 
 pub use loss::LossCopies;
-pub use policy::{Eager, Flush, LinkPolicy, RoundRole, RtoBounds};
+pub use policy::{Eager, Flush, LinkPolicy, LossyTiming, RoundRole, RtoBounds};
 pub use schedule::{align_up, RoundSchedule};
 
 use crate::digest::{origin_node, Digest, Item};
@@ -252,6 +252,45 @@ impl Link {
     /// thousandths (see [`loss::LossMeter`]).
     pub fn set_inbound_loss(&mut self, permille: u64) {
         self.inbound_loss_permille = permille;
+        self.apply_timing();
+    }
+
+    /// The policy's lossy timing if it is in effect: the loss this node
+    /// measures or the peer reports calls for more than one copy.
+    fn lossy_timing(&self) -> Option<LossyTiming> {
+        let lossy = self.policy.lossy?;
+        (lossy.copies.copies(self.known_loss_permille()) > 1).then_some(lossy)
+    }
+
+    /// The higher of the loss this node measures and the loss the peer
+    /// reports: either end may be the one that measures.
+    fn known_loss_permille(&self) -> u64 {
+        self.inbound_loss_permille.max(self.peer_loss_permille)
+    }
+
+    /// Hands the parts the timing in effect (the policy's, or its lossy
+    /// timing).
+    fn apply_timing(&mut self) {
+        if self.policy.lossy.is_none() {
+            return;
+        }
+        let (report_after, ack_items_after, rto, grace) = match self.lossy_timing() {
+            Some(l) => (
+                l.report_digest_after_ms,
+                Some(l.ack_items_after_ms),
+                l.rto,
+                l.lazy_grace_ms,
+            ),
+            None => (
+                self.policy.report_digest_after_ms,
+                None,
+                self.policy.rto,
+                self.policy.lazy_grace_ms,
+            ),
+        };
+        self.acks.set_holds(report_after, ack_items_after);
+        self.rto.set_bounds(rto);
+        self.outbox.set_lazy_grace(grace);
     }
 
     /// The node's arrival estimate for an after-peer link (see
@@ -270,6 +309,7 @@ impl Link {
         self.one_way.on_message(now, msg.ts);
         self.acks.on_peer_message(now, msg);
         self.peer_loss_permille = msg.loss;
+        self.apply_timing();
         if let Some(sample) = self.outbox.drop_acknowledged(now, self.acks.peer_holds()) {
             self.rto.on_sample(sample);
         }
@@ -345,9 +385,9 @@ impl Link {
             // So is the node's hub term.
             term: 0,
             copy: None,
-            loss: match self.policy.loss_copies {
-                Some(_) => self.inbound_loss_permille,
-                None => 0,
+            loss: match (self.policy.loss_copies, self.policy.lossy) {
+                (None, None) => 0,
+                _ => self.inbound_loss_permille,
             },
         })
     }
@@ -429,7 +469,11 @@ impl Link {
             .policy
             .loss_copies
             .map_or(1, |c| c.copies(self.peer_loss_permille));
-        repair.max(measured).max(1)
+        let lossy = self
+            .policy
+            .lossy
+            .map_or(1, |l| l.copies.copies(self.known_loss_permille()));
+        repair.max(measured).max(lossy).max(1)
     }
 
     /// The message just polled as it goes on the wire: in [`Link::copies`]
@@ -509,6 +553,7 @@ mod tests {
             loss_copies: None,
             silence_ms: None,
             relay_every: 1,
+            lossy: None,
         }
     }
 
@@ -608,6 +653,84 @@ mod tests {
         let msg = link.poll(1_100).expect("sent at once");
         assert_eq!(msg.loss, 0);
         assert_eq!(link.wire_copies(msg).len(), 1);
+    }
+
+    /// Fanout's link to its hub: acknowledgements held 3 s, and a
+    /// retransmission timeout floored above that, unless messages are
+    /// measurably lost.
+    fn with_lossy_timing() -> LinkPolicy {
+        LinkPolicy {
+            report_digest_after_ms: Some(3_000),
+            rto: RtoBounds {
+                initial_ms: 3_400,
+                min_ms: 3_200,
+                max_ms: 8_000,
+            },
+            lossy: Some(LossyTiming {
+                report_digest_after_ms: Some(250),
+                ack_items_after_ms: 250,
+                rto: RtoBounds {
+                    initial_ms: 650,
+                    min_ms: 450,
+                    max_ms: 8_000,
+                },
+                lazy_grace_ms: None,
+                copies: LossCopies {
+                    max: 4,
+                    residual_ppm: 20_000,
+                },
+            }),
+            ..reliable(Flush::Immediate)
+        }
+    }
+
+    #[test]
+    fn a_link_with_lossy_timing_answers_and_resends_sooner_while_loss_is_measured() {
+        let peers_item = |seq: u64| Gossip {
+            items: vec![Item::new("n1", seq, seq as i64)],
+            ..ack(&Arc::new(Digest::default()), 0)
+        };
+        let mut link = Link::new("n0", "n1", with_lossy_timing());
+        link.on_peer_message(1_000, &peers_item(1));
+        assert_eq!(link.next_deadline(), Some(4_000), "no loss: the long hold");
+        // This node measures a fifth of its peers' copies lost.
+        link.set_inbound_loss(200);
+        assert_eq!(link.next_deadline(), Some(1_250), "the short hold");
+        let answer = link.poll(1_250).expect("the acknowledgement");
+        assert!(answer.items.is_empty());
+        assert_eq!(answer.loss, 200, "the peer hears of the loss");
+        // Our own item goes in copies and, unanswered, again after the
+        // lossy timeout, not after 3.4 s.
+        let own = [Item::new("n0", 1, 7)];
+        link.on_local_update(2_000, &own, digest_of(&own), None);
+        let batch = link.poll(2_000).expect("sent at once");
+        assert_eq!(link.wire_copies(batch).len(), 3, "0.2³ ≤ 2%");
+        assert_eq!(link.next_deadline(), Some(2_650));
+        // The loss is gone on both sides: the policy's timing again.
+        link.set_inbound_loss(0);
+        assert_eq!(link.next_deadline(), Some(5_400));
+        link.on_peer_message(2_100, &peers_item(2));
+        assert_eq!(link.next_deadline(), Some(5_100), "the long hold again");
+
+        // The other end measures nothing itself; the peer's report is
+        // enough (a fanout hub hears its leaves').
+        let mut hub = Link::new("n1", "n0", with_lossy_timing());
+        hub.on_peer_message(
+            1_000,
+            &Gossip {
+                loss: 200,
+                ..peers_item(1)
+            },
+        );
+        assert_eq!(hub.next_deadline(), Some(1_250));
+        hub.on_peer_message(
+            1_100,
+            &Gossip {
+                loss: 10,
+                ..peers_item(2)
+            },
+        );
+        assert_eq!(hub.next_deadline(), Some(4_000), "1% needs one copy");
     }
 
     #[test]

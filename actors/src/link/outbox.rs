@@ -123,6 +123,12 @@ impl Outbox {
         }
     }
 
+    /// The grace of lazy items from now on, those already lying lazy
+    /// included (the link's timing changed).
+    pub fn set_lazy_grace(&mut self, lazy_grace_ms: Option<u64>) {
+        self.lazy_grace_ms = lazy_grace_ms;
+    }
+
     /// Caps batches at `max_items` (at least 1) instead of
     /// [`MAX_BATCH_ITEMS`].
     pub fn limit_batches(&mut self, max_items: usize) {
@@ -427,6 +433,7 @@ mod tests {
             loss_copies: None,
             silence_ms: None,
             relay_every: 1,
+            lossy: None,
         }
     }
 

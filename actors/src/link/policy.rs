@@ -53,6 +53,30 @@ pub struct RtoBounds {
     pub max_ms: u64,
 }
 
+/// A reliable link's timing while the network measurably loses messages:
+/// shorter holds instead of the policy's, so that a lost batch or a lost
+/// acknowledgement is repaired within a few hundred milliseconds, not after
+/// a timeout floored at a hold of seconds. In effect while the loss this
+/// node measures, or the loss the peer reports, calls for more than one
+/// copy of a batch ([`LossyTiming::copies`]); both ends then agree, because
+/// the measuring end tells the other in every message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LossyTiming {
+    /// Replaces [`LinkPolicy::report_digest_after_ms`].
+    pub report_digest_after_ms: Option<u64>,
+    /// How long an acknowledgement of items the peer sent may wait (its
+    /// retransmission timeout rests on it).
+    pub ack_items_after_ms: u64,
+    /// Replaces [`LinkPolicy::rto`] (floored at the peer's
+    /// `ack_items_after_ms`).
+    pub rto: RtoBounds,
+    /// Replaces [`LinkPolicy::lazy_grace_ms`].
+    pub lazy_grace_ms: Option<u64>,
+    /// The copies a batch with items goes in for the loss, and whether
+    /// the loss is high enough for this timing at all.
+    pub copies: LossCopies,
+}
+
 /// How one link behaves; chosen per link by the overlay planner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkPolicy {
@@ -92,4 +116,7 @@ pub struct LinkPolicy {
     /// star hub's links under durable acknowledgements (see
     /// `GossipConfig::hub_relay_rounds`).
     pub relay_every: u64,
+    /// The timing that replaces the policy's while messages are measurably
+    /// lost (`None`: the policy's timing always).
+    pub lossy: Option<LossyTiming>,
 }

@@ -46,6 +46,12 @@ impl RetransmitTimer {
             .min(self.max())
     }
 
+    /// New bounds (the peer's acknowledgement hold changed); the samples
+    /// and the backoff stay.
+    pub fn set_bounds(&mut self, bounds: RtoBounds) {
+        self.bounds = bounds;
+    }
+
     /// An acknowledgement delay, ms.
     pub fn on_sample(&mut self, sample_ms: u64) {
         let sample = sample_ms as f64;
