@@ -307,6 +307,7 @@ fn backlog_trace_lines_show_an_unacknowledged_value() {
     assert_eq!(
         keys,
         [
+            "ack_hold_ms",
             "batches_in_flight",
             "copies",
             "in_flight",

@@ -7,7 +7,7 @@
 //! Backlog trace (log target `backlog`, level info), one line per link every
 //! trace interval while the link holds items or its counters moved since the
 //! previous line:
-//! `peer=n3 waiting=12 lazy=0 in_flight=4 batches_in_flight=1 oldest_unacked_ms=230 rto_ms=450 sent_msgs=57 resent_items=2 received_msgs=40 copies=1 peer_loss_permille=0`
+//! `peer=n3 waiting=12 lazy=0 in_flight=4 batches_in_flight=1 oldest_unacked_ms=230 rto_ms=450 sent_msgs=57 resent_items=2 received_msgs=40 copies=1 peer_loss_permille=0 ack_hold_ms=50`
 
 use crate::clock::Clock;
 use crate::link::{Link, LinkStats, RoundRole};

@@ -66,8 +66,13 @@ pub struct LinkStats {
     /// How many copies a batch with items would go in now.
     pub copies: usize,
     /// The share of this link's copies the peer last said it lost, in
-    /// thousandths (fanout's direct links; 0 elsewhere).
+    /// thousandths (fanout's direct links and its links to and from the
+    /// hub; 0 elsewhere).
     pub peer_loss_permille: u64,
+    /// How long an acknowledgement of the peer's items may wait now: the
+    /// policy's hold, or the shorter one while messages are measurably
+    /// lost (None: the link never owes the peer anything).
+    pub ack_hold_ms: Option<u64>,
 }
 
 impl fmt::Display for LinkStats {
@@ -76,7 +81,7 @@ impl fmt::Display for LinkStats {
             f,
             "waiting={} lazy={} in_flight={} batches_in_flight={} oldest_unacked_ms={} \
              rto_ms={} sent_msgs={} resent_items={} received_msgs={} copies={} \
-             peer_loss_permille={}",
+             peer_loss_permille={} ack_hold_ms={}",
             self.waiting,
             self.lazy,
             self.in_flight,
@@ -87,7 +92,11 @@ impl fmt::Display for LinkStats {
             self.resent_items,
             self.received_msgs,
             self.copies,
-            self.peer_loss_permille
+            self.peer_loss_permille,
+            match self.ack_hold_ms {
+                Some(ms) => ms.to_string(),
+                None => "none".to_string(),
+            }
         )
     }
 }
@@ -523,6 +532,10 @@ impl Link {
             received_msgs: self.received_msgs,
             copies: self.batch_copies(now),
             peer_loss_permille: self.peer_loss_permille,
+            ack_hold_ms: match self.lossy_timing() {
+                Some(lossy) => Some(lossy.ack_items_after_ms),
+                None => self.policy.report_digest_after_ms,
+            },
         }
     }
 }
@@ -696,6 +709,7 @@ mod tests {
         // This node measures a fifth of its peers' copies lost.
         link.set_inbound_loss(200);
         assert_eq!(link.next_deadline(), Some(1_250), "the short hold");
+        assert_eq!(link.stats(1_000).ack_hold_ms, Some(250), "traced");
         let answer = link.poll(1_250).expect("the acknowledgement");
         assert!(answer.items.is_empty());
         assert_eq!(answer.loss, 200, "the peer hears of the loss");
@@ -711,6 +725,7 @@ mod tests {
         assert_eq!(link.next_deadline(), Some(5_400));
         link.on_peer_message(2_100, &peers_item(2));
         assert_eq!(link.next_deadline(), Some(5_100), "the long hold again");
+        assert_eq!(link.stats(2_100).ack_hold_ms, Some(3_000));
 
         // The other end measures nothing itself; the peer's report is
         // enough (a fanout hub hears its leaves').
