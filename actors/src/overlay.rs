@@ -12,7 +12,9 @@
 //!   and forget; only the link to the hub is reliable. Each leaf's digest
 //!   reaches the hub (piggybacked, or after the ack delay), and the hub sends
 //!   a leaf, reliably, whatever it still lacks a grace period after the hub got
-//!   it. No per-value acknowledgements on the direct links.
+//!   it. No per-value acknowledgements on the direct links. On a lossy
+//!   network the direct links send copies and the hub's links hold their
+//!   acknowledgements briefly ([`LossyTiming`]).
 //!
 //! With latency targets (auto-tuning) the planner picks the overlay itself:
 //! a star whose round length the hub derives from measured one-way delays
