@@ -65,9 +65,8 @@ pub struct LinkStats {
     pub received_msgs: u64,
     /// How many copies a batch with items would go in now.
     pub copies: usize,
-    /// The share of this link's copies the peer last said it lost, in
-    /// thousandths (fanout's direct links and its links to and from the
-    /// hub; 0 elsewhere).
+    /// The loss the peer last reported, in thousandths: the share of its
+    /// peers' copies it measures lost (fanout's links; 0 elsewhere).
     pub peer_loss_permille: u64,
     /// How long an acknowledgement of the peer's items may wait now: the
     /// policy's hold, or the shorter one while messages are measurably
@@ -126,7 +125,8 @@ pub struct Link {
     /// once, not at the next round.
     more_due: bool,
     /// The share of its peers' copies this node measures lost (see
-    /// [`loss`]), told to the peer if the link sends measured copies.
+    /// [`loss`]), told to the peer if the link sends measured copies or has
+    /// a lossy timing.
     inbound_loss_permille: u64,
     /// The share of our copies the peer last said it lost, in thousandths.
     peer_loss_permille: u64,
