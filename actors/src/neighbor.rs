@@ -335,17 +335,26 @@ mod tests {
 
     /// A link to n1; `silence`: where it reports n1 silent, and its bound.
     fn start_with(flush: Flush, silence: Option<(Recipient<PeerSilent>, u64)>) -> Rig {
+        let policy = LinkPolicy {
+            silence_ms: silence.as_ref().map(|(_, after)| *after),
+            ..policy(flush)
+        };
+        launch(policy, silence.map(|(to, _)| to))
+    }
+
+    /// Freezes the test's time, then [`spawn`]s the link.
+    fn launch(policy: LinkPolicy, silence: Option<Recipient<PeerSilent>>) -> Rig {
         tokio::time::pause();
+        spawn(policy, silence)
+    }
+
+    fn spawn(policy: LinkPolicy, silence: Option<Recipient<PeerSilent>>) -> Rig {
         let out = recorder::<Outbound>();
         let gossip = NeighborGossip::new(NeighborSetup {
             me: "n0".into(),
             incarnation: 1,
             peer: "n1".into(),
-            policy: LinkPolicy {
-                silence_ms: silence.as_ref().map(|(_, after)| *after),
-                relay_every: 1,
-                ..policy(flush)
-            },
+            policy,
             clock: Clock::starting_at(START),
             trace_interval_ms: 1000,
             out: out.clone().recipient(),
@@ -353,7 +362,7 @@ mod tests {
             switches: None,
             arrivals: None,
             term: 0,
-            silence: silence.map(|(to, _)| to),
+            silence,
         })
         .start();
         Rig { gossip, out }
@@ -635,5 +644,65 @@ mod tests {
             1,
             "silent 1.5 s after it ran again"
         );
+    }
+
+    /// Fanout's link from a leaf to its hub holds its acknowledgements for
+    /// the ack delay (3 s) until its node measures messages lost; then it
+    /// answers the hub's items within 250 ms and tells the hub the loss.
+    #[actix::test]
+    async fn under_measured_loss_the_link_answers_items_within_its_short_hold() {
+        let to_hub = LinkPolicy {
+            report_digest_after_ms: Some(3_000),
+            lossy: Some(crate::link::LossyTiming {
+                report_digest_after_ms: Some(250),
+                ack_items_after_ms: 250,
+                rto: RtoBounds {
+                    initial_ms: 650,
+                    min_ms: 450,
+                    max_ms: 8_000,
+                },
+                lazy_grace_ms: None,
+                copies: crate::link::LossCopies {
+                    max: 4,
+                    residual_ppm: 20_000,
+                },
+            }),
+            ..policy(Flush::Immediate)
+        };
+        let from_hub = Item::new("n1", 1, 7);
+        tokio::time::pause();
+        let rigs = [0, 200].map(|loss| {
+            let rig = spawn(to_hub.clone(), None);
+            rig.gossip.do_send(PeerGossip(Gossip {
+                inc: 0,
+                items: vec![from_hub.clone()],
+                digest: Digest::default(),
+                ts: START,
+                round: None,
+                term: 0,
+                copy: None,
+                loss: 0,
+            }));
+            // The store took the item and tells every link, with the loss
+            // it measures.
+            rig.gossip.do_send(LocalUpdate {
+                inbound_loss_permille: loss,
+                digest: digest(&[&from_hub]),
+                ..update(&[])
+            });
+            rig
+        });
+        sleep(Duration::from_millis(240)).await;
+        for rig in &rigs {
+            assert!(sent(rig).await.is_empty(), "held");
+        }
+        sleep(Duration::from_millis(20)).await;
+        let [lossless, lossy] = rigs;
+        assert!(sent(&lossless).await.is_empty(), "no loss: the ack delay");
+        let answers = sent(&lossy).await;
+        assert_eq!(answers.len(), 1, "the acknowledgement");
+        assert!(answers[0].items.is_empty());
+        assert!(answers[0].digest.covers("n1", 1));
+        assert_eq!(answers[0].loss, 200, "the hub hears of the loss");
     }
 }
