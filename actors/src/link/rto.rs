@@ -46,10 +46,16 @@ impl RetransmitTimer {
             .min(self.max())
     }
 
-    /// New bounds (the peer's acknowledgement hold changed); the samples
-    /// and the backoff stay.
+    /// New bounds: the peer's acknowledgement hold changed, so the samples
+    /// taken under the old one no longer say how long it answers (a 3 s
+    /// hold's samples would keep a 250 ms hold's timeout near 3 s for a
+    /// dozen acknowledgements). The backoff stays. The same bounds again
+    /// change nothing.
     pub fn set_bounds(&mut self, bounds: RtoBounds) {
-        self.bounds = bounds;
+        if bounds != self.bounds {
+            self.bounds = bounds;
+            self.smoothed = None;
+        }
     }
 
     /// An acknowledgement delay, ms.
@@ -117,6 +123,25 @@ mod tests {
             500,
             "a ceiling below the floor is the floor"
         );
+    }
+
+    #[test]
+    fn new_bounds_drop_the_samples_taken_under_the_old_ones() {
+        let mut timer = RetransmitTimer::new(BOUNDS);
+        timer.on_sample(1_000);
+        assert_eq!(timer.rto(), 2_000);
+        timer.set_bounds(BOUNDS);
+        assert_eq!(timer.rto(), 2_000, "the same bounds: samples kept");
+        let short = RtoBounds {
+            initial_ms: 650,
+            min_ms: 450,
+            max_ms: 8_000,
+        };
+        timer.set_bounds(short);
+        assert_eq!(timer.rto(), 650, "the new initial timeout");
+        // srtt 300, rttvar 150: 300 + 4·150.
+        timer.on_sample(300);
+        assert_eq!(timer.rto(), 900);
     }
 
     #[test]
