@@ -651,24 +651,7 @@ mod tests {
     /// answers the hub's items within 250 ms and tells the hub the loss.
     #[actix::test]
     async fn under_measured_loss_the_link_answers_items_within_its_short_hold() {
-        let to_hub = LinkPolicy {
-            report_digest_after_ms: Some(3_000),
-            lossy: Some(crate::link::LossyTiming {
-                report_digest_after_ms: Some(250),
-                ack_items_after_ms: 250,
-                rto: RtoBounds {
-                    initial_ms: 650,
-                    min_ms: 450,
-                    max_ms: 8_000,
-                },
-                lazy_grace_ms: None,
-                copies: crate::link::LossCopies {
-                    max: 4,
-                    residual_ppm: 20_000,
-                },
-            }),
-            ..policy(Flush::Immediate)
-        };
+        let to_hub = crate::testkit::fanout_link_to_hub();
         let from_hub = Item::new("n1", 1, 7);
         tokio::time::pause();
         let rigs = [0, 200].map(|loss| {

@@ -16,6 +16,18 @@ use actix::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 
+/// The fast profile's link from a 25-node fanout leaf to its hub, as the
+/// overlay planner gives it: acknowledgements held 3 s, or 250 ms while
+/// messages are measurably lost.
+pub fn fanout_link_to_hub() -> LinkPolicy {
+    let ids: Vec<String> = (0..25).map(|i| format!("n{i}")).collect();
+    let fast = crate::config::Config::profile(crate::config::Profile::Fast).gossip;
+    crate::overlay::plan("n1", &ids, None, &fast)
+        .into_iter()
+        .find_map(|(peer, policy)| (peer == "n0").then_some(policy))
+        .expect("a leaf links to its hub")
+}
+
 /// A message on the simulated network.
 #[derive(Debug, Clone)]
 pub struct Transit {

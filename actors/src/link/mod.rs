@@ -668,42 +668,13 @@ mod tests {
         assert_eq!(link.wire_copies(msg).len(), 1);
     }
 
-    /// Fanout's link to its hub: acknowledgements held 3 s, and a
-    /// retransmission timeout floored above that, unless messages are
-    /// measurably lost.
-    fn with_lossy_timing() -> LinkPolicy {
-        LinkPolicy {
-            report_digest_after_ms: Some(3_000),
-            rto: RtoBounds {
-                initial_ms: 3_400,
-                min_ms: 3_200,
-                max_ms: 8_000,
-            },
-            lossy: Some(LossyTiming {
-                report_digest_after_ms: Some(250),
-                ack_items_after_ms: 250,
-                rto: RtoBounds {
-                    initial_ms: 650,
-                    min_ms: 450,
-                    max_ms: 8_000,
-                },
-                lazy_grace_ms: None,
-                copies: LossCopies {
-                    max: 4,
-                    residual_ppm: 20_000,
-                },
-            }),
-            ..reliable(Flush::Immediate)
-        }
-    }
-
     #[test]
     fn a_link_with_lossy_timing_answers_and_resends_sooner_while_loss_is_measured() {
         let peers_item = |seq: u64| Gossip {
             items: vec![Item::new("n1", seq, seq as i64)],
             ..ack(&Arc::new(Digest::default()), 0)
         };
-        let mut link = Link::new("n0", "n1", with_lossy_timing());
+        let mut link = Link::new("n0", "n1", crate::testkit::fanout_link_to_hub());
         link.on_peer_message(1_000, &peers_item(1));
         assert_eq!(link.next_deadline(), Some(4_000), "no loss: the long hold");
         // This node measures a fifth of its peers' copies lost.
@@ -729,7 +700,7 @@ mod tests {
 
         // The other end measures nothing itself; the peer's report is
         // enough (a fanout hub hears its leaves').
-        let mut hub = Link::new("n1", "n0", with_lossy_timing());
+        let mut hub = Link::new("n1", "n0", crate::testkit::fanout_link_to_hub());
         hub.on_peer_message(
             1_000,
             &Gossip {
