@@ -815,6 +815,36 @@ mod tests {
         }
     }
 
+    /// Fanout on a network that loses nothing but delivers late (an
+    /// exponential draw of mean 10 ms on every message, as a JVM's
+    /// scheduler adds): a peer digest that lacks a value a few ms after its
+    /// typical arrival shows a late delivery, not a loss, and on a direct
+    /// link a resend would be a message of its own. Every leaf's value goes
+    /// to every other leaf in exactly one message.
+    #[test]
+    fn fanout_sends_no_value_twice_for_a_late_delivery() {
+        let c0 = Config::profile(Profile::Fast).gossip;
+        let (n, count) = (17, 500);
+        for seed in [11u64, 12] {
+            let mut c = cluster(OverlayKind::Fanout, n, c0);
+            c.jitter = Some(crate::testkit::Jitter {
+                mean_ms: 10.0,
+                state: seed,
+            });
+            drive(&mut c, count, |_, _| false);
+            let end = c.now;
+            c.run(end + 60_000, |_| false);
+            assert!(c.converged(), "seed {seed}");
+            let direct = c
+                .log
+                .iter()
+                .filter(|t| t.from != "n0" && t.to != "n0")
+                .count();
+            let leaf_values = (0..count).filter(|v| v % n as i64 != 0).count();
+            assert_eq!(direct, leaf_values * (n - 2), "seed {seed}");
+        }
+    }
+
     /// The fast profile's one hop on a network that loses every fourth
     /// message, at 17 nodes: each node measures the copies its peers lose on
     /// the way to it and they send enough copies that a value rarely misses

@@ -35,15 +35,20 @@ use crate::digest::{origin_node, Digest, Item};
 use crate::protocol::{CopyMark, Gossip, RoundChange};
 use acks::Acks;
 use delay::OneWayDelay;
-use outbox::Outbox;
+use outbox::{Outbox, CONFIRM_MARGIN_MS};
 use rto::RetransmitTimer;
 use std::fmt;
 use std::sync::Arc;
 
 /// How much later than the typical delay from the peer an item may reach it
-/// before a peer digest that lacks it counts as a loss. Small on purpose: a
-/// star hub answers a leaf's round batch a linger after it arrives, and a
-/// false alarm costs only one duplicate item in a batch that goes anyway.
+/// before a peer digest that lacks it counts as a loss, on a link with
+/// rounds. Small on purpose: a star hub answers a leaf's round batch a
+/// linger after it arrives, and a false alarm costs only one duplicate item
+/// in a batch that goes anyway. A link that sends at once (fanout's) would
+/// send the item in a message of its own, so a late delivery must not look
+/// like a loss there: it waits [`outbox::CONFIRM_MARGIN_MS`] instead (under
+/// a loaded machine's lateness, the 5 ms margin cost a fast run 0.25
+/// msgs/op of such resends).
 pub const REPAIR_MARGIN_MS: u64 = 5;
 
 /// A snapshot of a link's backlog and counters, for tracing.
@@ -322,8 +327,11 @@ impl Link {
         if let Some(sample) = self.outbox.drop_acknowledged(now, self.acks.peer_holds()) {
             self.rto.on_sample(sample);
         }
-        let transit =
-            self.one_way.median().unwrap_or(self.policy.latency_hint_ms) + REPAIR_MARGIN_MS;
+        let margin = match self.policy.flush {
+            Flush::Immediate => CONFIRM_MARGIN_MS,
+            _ => REPAIR_MARGIN_MS,
+        };
+        let transit = self.one_way.median().unwrap_or(self.policy.latency_hint_ms) + margin;
         let losses = self
             .outbox
             .mark_lost(now, msg.ts, transit, self.acks.peer_holds());
