@@ -815,6 +815,14 @@ mod tests {
         }
     }
 
+    /// Messages fanout's leaves sent each other (the hub is n0).
+    fn leaf_to_leaf_messages(c: &Cluster) -> usize {
+        c.log
+            .iter()
+            .filter(|t| t.from != "n0" && t.to != "n0")
+            .count()
+    }
+
     /// Fanout on a network that loses nothing but delivers late (an
     /// exponential draw of mean 10 ms on every message, as a JVM's
     /// scheduler adds): a peer digest that lacks a value a few ms after its
@@ -835,11 +843,7 @@ mod tests {
             let end = c.now;
             c.run(end + 60_000, |_| false);
             assert!(c.converged(), "seed {seed}");
-            let direct = c
-                .log
-                .iter()
-                .filter(|t| t.from != "n0" && t.to != "n0")
-                .count();
+            let direct = leaf_to_leaf_messages(&c);
             let leaf_values = (0..count).filter(|v| v % n as i64 != 0).count();
             assert_eq!(direct, leaf_values * (n - 2), "seed {seed}");
         }
@@ -886,11 +890,7 @@ mod tests {
             let share = one_hop as f64 / pairs as f64;
             assert!(share >= 0.97, "seed {seed}: {share:.3} in one hop");
             // What it costs: three copies of a value per peer, not more.
-            let direct = c
-                .log
-                .iter()
-                .filter(|t| t.from != "n0" && t.to != "n0")
-                .count();
+            let direct = leaf_to_leaf_messages(&c);
             // Values taken by leaves, each sent to the other n − 2 leaves.
             let leaf_values = count as f64 * (n - 1) as f64 / n as f64;
             let per_value = direct as f64 / (leaf_values * (n - 2) as f64);
